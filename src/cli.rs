@@ -1,0 +1,417 @@
+//! The command line: `serve` (the default), `migrate`, `org create`, `user create`, `demo`.
+//! Commands that create something take `--json` and then print exactly one JSON object.
+//! Exit status: 0 done, 1 failed (nothing written), 2 bad arguments.
+
+use std::{io::Read as _, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use serde_json::json;
+
+use crate::{
+    auth::password,
+    config::Settings,
+    db::{
+        self,
+        models::{
+            NewOrg, NewUser, Org, User,
+            org::{is_valid_slug, slugify},
+        },
+    },
+    error::is_unique_violation,
+    startup::Application,
+};
+
+/// ual-todo: a todo app that answers Universal Logout.
+#[derive(Debug, Parser)]
+#[command(name = "ual-todo", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web app (what runs when no command is given).
+    Serve,
+    /// Create the database if needed, apply pending migrations, and exit.
+    Migrate,
+    /// Manage orgs (tenants).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Create (or reset) the demo org `acme` with an admin and two users, and print how to sign in.
+    Demo {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an org.
+    Create {
+        /// The org's display name, e.g. "Acme Corp".
+        name: String,
+        /// Short ID used in URLs and at sign-in (default: derived from the name).
+        #[arg(long)]
+        slug: Option<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user in an org; a strong password is generated unless --password-stdin is given.
+    Create {
+        /// The org's slug.
+        #[arg(long)]
+        org: String,
+        /// The user's email (unique within the org, whatever its case).
+        #[arg(long)]
+        email: String,
+        /// Make the user an admin of the org.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Why a command stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The arguments were wrong (exit status 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The command could not be carried out (exit status 1).
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Runs a parsed command line and reports how it went.
+pub fn run(cli: Cli) -> ExitCode {
+    let settings = cli.settings;
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).map_err(CliError::Failed),
+        Command::Migrate => db::prepare(&settings.database_url)
+            .map_err(CliError::Failed)
+            .map(|()| {
+                tracing::info!("the database is up to date");
+            }),
+        command => runtime().and_then(|rt| rt.block_on(manage(settings, command))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Failed(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        Application::build(settings)
+            .await?
+            .run_until_stopped()
+            .await?;
+        Ok(())
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(CliError::Failed)
+}
+
+async fn manage(settings: Settings, command: Command) -> Result<(), CliError> {
+    // Check arguments before touching the database.
+    match &command {
+        Command::Org(OrgCommand::Create { name, slug, .. }) => {
+            org_slug(name, slug.as_deref())?;
+        }
+        Command::User(UserCommand::Create { email, .. }) => check_email(email)?,
+        _ => {}
+    }
+    let url = settings.database_url.clone();
+    tokio::task::spawn_blocking(move || db::prepare(&url))
+        .await
+        .context("database preparation stopped")??;
+    let mut conn = AsyncPgConnection::establish(settings.database_url.expose())
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL at {}", settings.database_url))?;
+    match command {
+        Command::Org(OrgCommand::Create { name, slug, json }) => {
+            org_create(&mut conn, &name, slug.as_deref(), json).await
+        }
+        Command::User(UserCommand::Create {
+            org,
+            email,
+            admin,
+            password_stdin,
+            json,
+        }) => {
+            let password = if password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            user_create(&mut conn, &org, &email, admin, password, json).await
+        }
+        Command::Demo { json } => demo(&mut conn, &settings, json).await,
+        Command::Serve | Command::Migrate => unreachable!("handled by run"),
+    }
+}
+
+/// The slug to use for a new org, checked.
+fn org_slug(name: &str, slug: Option<&str>) -> Result<String, CliError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(CliError::Usage(
+            "the org name must have 1 to 200 characters".into(),
+        ));
+    }
+    let slug = slug.map_or_else(|| slugify(name), str::to_owned);
+    if !is_valid_slug(&slug) {
+        return Err(CliError::Usage(format!(
+            "`{slug}` is not a valid slug: use 1 to 63 lowercase letters, digits and inner hyphens (--slug)"
+        )));
+    }
+    Ok(slug)
+}
+
+fn check_email(email: &str) -> Result<(), CliError> {
+    let ok = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "`{email}` is not an email address"
+        )))
+    }
+}
+
+fn read_password() -> Result<String, CliError> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(password::MAX_PASSWORD_BYTES as u64 + 2)
+        .read_to_string(&mut input)
+        .context("cannot read the password from standard input")?;
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password).to_owned();
+    password::check_new(&password).map_err(CliError::Usage)?;
+    Ok(password)
+}
+
+async fn find_org(conn: &mut AsyncPgConnection, slug: &str) -> Result<Org, CliError> {
+    Org::find_by_slug(conn, slug)
+        .await
+        .context("cannot look up the org")?
+        .ok_or_else(|| CliError::Failed(anyhow::anyhow!("there is no org with the slug `{slug}`")))
+}
+
+async fn org_create(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    slug: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let slug = org_slug(name, slug)?;
+    let org = Org::create(
+        conn,
+        &NewOrg {
+            name: name.trim(),
+            slug: &slug,
+        },
+    )
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            anyhow::anyhow!(
+                "an org with the slug `{slug}` already exists (choose another with --slug)"
+            )
+        } else {
+            anyhow::Error::new(e).context("cannot create the org")
+        }
+    })?;
+    if json {
+        println!(
+            "{}",
+            json!({ "id": org.id, "name": org.name, "slug": org.slug })
+        );
+    } else {
+        println!(
+            "Created org {} (slug `{}`, id {}).",
+            org.name, org.slug, org.id
+        );
+    }
+    Ok(())
+}
+
+async fn user_create(
+    conn: &mut AsyncPgConnection,
+    org_slug: &str,
+    email: &str,
+    admin: bool,
+    password: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    check_email(email)?;
+    let org = find_org(conn, org_slug).await?;
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(password::generate);
+    let hash = tokio::task::spawn_blocking({
+        let password = password.clone();
+        move || password::hash(&password)
+    })
+    .await
+    .context("hashing stopped")??;
+    let user = User::create(
+        conn,
+        &NewUser {
+            org_id: org.id,
+            email,
+            password_hash: Some(&hash),
+            is_admin: admin,
+        },
+    )
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            anyhow::anyhow!(
+                "the org `{}` already has a user with the email {email}",
+                org.slug
+            )
+        } else {
+            anyhow::Error::new(e).context("cannot create the user")
+        }
+    })?;
+    if json {
+        let mut out =
+            json!({ "id": user.id, "org": org.slug, "email": user.email, "admin": user.is_admin });
+        if generated {
+            out["password"] = json!(password);
+        }
+        println!("{out}");
+    } else {
+        let role = if admin { "admin" } else { "user" };
+        println!(
+            "Created {role} {} in `{}` (id {}).",
+            user.email, org.slug, user.id
+        );
+        if generated {
+            println!("Password (shown once): {password}");
+        }
+    }
+    Ok(())
+}
+
+/// The demo accounts: (email, admin).
+const DEMO_USERS: [(&str, bool); 3] = [
+    ("admin@acme.test", true),
+    ("alice@acme.test", false),
+    ("bob@acme.test", false),
+];
+
+async fn demo(
+    conn: &mut AsyncPgConnection,
+    settings: &Settings,
+    json: bool,
+) -> Result<(), CliError> {
+    let org = match Org::find_by_slug(conn, "acme")
+        .await
+        .context("cannot look up the demo org")?
+    {
+        Some(org) => org,
+        None => Org::create(
+            conn,
+            &NewOrg {
+                name: "Acme",
+                slug: "acme",
+            },
+        )
+        .await
+        .context("cannot create the demo org")?,
+    };
+    let mut accounts = Vec::new();
+    for (email, admin) in DEMO_USERS {
+        let password = password::generate();
+        let hash = tokio::task::spawn_blocking({
+            let password = password.clone();
+            move || password::hash(&password)
+        })
+        .await
+        .context("hashing stopped")??;
+        match User::find_by_email(conn, org.id, email)
+            .await
+            .context("cannot look up a demo user")?
+        {
+            Some(user) => User::set_password_hash(conn, user.id, &hash).await,
+            None => User::create(
+                conn,
+                &NewUser {
+                    org_id: org.id,
+                    email,
+                    password_hash: Some(&hash),
+                    is_admin: admin,
+                },
+            )
+            .await
+            .map(drop),
+        }
+        .context("cannot save a demo user")?;
+        accounts.push((email, admin, password));
+    }
+    let base = settings.public_url.as_ref().map_or_else(
+        || format!("http://{}", settings.bind),
+        |u| u.as_str().trim_end_matches('/').to_owned(),
+    );
+    if json {
+        let users: Vec<_> = accounts
+            .iter()
+            .map(|(email, admin, password)| json!({ "email": email, "admin": admin, "password": password }))
+            .collect();
+        println!(
+            "{}",
+            json!({ "org": { "id": org.id, "name": org.name, "slug": org.slug }, "users": users, "login_url": format!("{base}/login") })
+        );
+    } else {
+        println!(
+            "Demo org {} (slug `{}`) is ready. Sign in at {base}/login with:",
+            org.name, org.slug
+        );
+        for (email, admin, password) in &accounts {
+            println!(
+                "  {email:<18} {password}{}",
+                if *admin { "   (admin)" } else { "" }
+            );
+        }
+        println!("Running `demo` again gives every demo account a new password.");
+    }
+    Ok(())
+}

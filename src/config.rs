@@ -1,0 +1,208 @@
+//! Settings, read once in `main` from flags and environment variables. Every field has a default
+//! that works on a developer machine with a local PostgreSQL, so `cargo run` needs no setup.
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// The default database: the local PostgreSQL, reached over TCP with trust authentication.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ual_todo";
+
+/// Everything an instance needs to run, shared by every CLI command.
+#[derive(Args, Clone, Debug)]
+pub struct Settings {
+    /// PostgreSQL connection URL; the database is created if it does not exist.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: DatabaseUrl,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: SocketAddr,
+
+    /// The URL users and identity providers reach this app at (defaults to http://BIND).
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<Url>,
+
+    /// Hex-encoded 64-byte key that signs cookies; by default generated once and kept in the database.
+    #[arg(long, env = "COOKIE_KEY", hide_env_values = true, global = true)]
+    pub cookie_key: Option<CookieKey>,
+
+    /// A session ends after this long without a request (e.g. 30m, 12h, 7d).
+    #[arg(long, env = "SESSION_IDLE_TIMEOUT", default_value = "12h", value_parser = parse_duration, global = true)]
+    pub session_idle_timeout: Duration,
+
+    /// A session ends this long after sign-in, however active it is.
+    #[arg(long, env = "SESSION_LIFETIME", default_value = "7d", value_parser = parse_duration, global = true)]
+    pub session_lifetime: Duration,
+
+    /// Largest number of pooled database connections per instance.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16, global = true)]
+    pub database_pool_size: usize,
+
+    /// HTTP worker threads (default: one per CPU core).
+    #[arg(long, env = "WORKERS", global = true)]
+    pub workers: Option<usize>,
+}
+
+impl Settings {
+    /// Defaults for a given database, as if no flag or variable was set (used by tests and tools).
+    pub fn for_database(database_url: DatabaseUrl) -> Self {
+        Self {
+            database_url,
+            bind: "127.0.0.1:0".parse().expect("a valid socket address"),
+            public_url: None,
+            cookie_key: None,
+            session_idle_timeout: Duration::from_secs(12 * 3600),
+            session_lifetime: Duration::from_secs(7 * 24 * 3600),
+            database_pool_size: 8,
+            workers: Some(1),
+        }
+    }
+}
+
+/// A PostgreSQL URL whose password never reaches a log line (`Display` and `Debug` hide it).
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    /// The full URL, password included: for the database driver only.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The database's name (the URL's path).
+    pub fn database_name(&self) -> String {
+        self.parsed().path().trim_start_matches('/').to_owned()
+    }
+
+    /// The same server with another database, e.g. `postgres` for maintenance.
+    pub fn with_database(&self, name: &str) -> Self {
+        let mut url = self.parsed();
+        url.set_path(name);
+        Self(SecretString::from(url.to_string()))
+    }
+
+    fn parsed(&self) -> Url {
+        Url::parse(self.expose()).expect("checked when the DatabaseUrl was built")
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = Url::parse(s).map_err(|e| format!("not a URL ({e})"))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err("the scheme must be postgres:// or postgresql://".into());
+        }
+        if url.path().trim_start_matches('/').is_empty() {
+            return Err("the URL must name a database, e.g. postgres://127.0.0.1/ual_todo".into());
+        }
+        Ok(Self(SecretString::from(s.to_owned())))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut url = self.parsed();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("********"));
+        }
+        write!(f, "{url}")
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// The cookie-signing key given by the operator; `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct CookieKey(pub SecretString);
+
+impl FromStr for CookieKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match hex::decode(s) {
+            Ok(bytes) if bytes.len() >= 64 => Ok(Self(SecretString::from(s.to_owned()))),
+            _ => Err("COOKIE_KEY must be at least 64 bytes, hex-encoded (128 hex digits)".into()),
+        }
+    }
+}
+
+impl fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieKey([redacted])")
+    }
+}
+
+/// Parses `90`, `90s`, `30m`, `12h` or `7d` into a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 90s, 30m, 12h or 7d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}` has an unknown unit (use s, m, h or d)")),
+    };
+    match n.checked_mul(seconds) {
+        Some(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("`{s}` must be a positive duration")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(43_200));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn database_url_hides_its_password() {
+        let url: DatabaseUrl = "postgres://app:hunter2@db.example:5432/todo"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://app:********@db.example:5432/todo"
+        );
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(url.database_name(), "todo");
+        assert_eq!(url.with_database("postgres").database_name(), "postgres");
+    }
+
+    #[test]
+    fn database_url_must_be_postgres_with_a_database() {
+        assert!("mysql://localhost/x".parse::<DatabaseUrl>().is_err());
+        assert!("postgres://localhost".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn cookie_key_needs_64_bytes_and_is_redacted() {
+        assert!("abcd".parse::<CookieKey>().is_err());
+        let key: CookieKey = "ab".repeat(64).parse().unwrap();
+        assert_eq!(format!("{key:?}"), "CookieKey([redacted])");
+    }
+}

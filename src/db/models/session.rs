@@ -1,0 +1,153 @@
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use time::OffsetDateTime;
+
+use crate::db::{
+    ids::{OrgId, SessionId, UserId},
+    schema::sessions,
+};
+
+/// A row of the session store. `id` is the SHA-256 of the cookie's key, never the key itself.
+#[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct SessionRecord {
+    pub id: Vec<u8>,
+    pub public_id: SessionId,
+    pub user_id: Option<UserId>,
+    pub org_id: Option<OrgId>,
+    pub state: serde_json::Value,
+    pub oidc_sid: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What `load` needs of a live session.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct LiveSession {
+    pub state: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+}
+
+/// A session row to insert.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct NewSession<'a> {
+    pub id: &'a [u8],
+    pub public_id: SessionId,
+    pub user_id: Option<UserId>,
+    pub org_id: Option<OrgId>,
+    pub state: &'a serde_json::Value,
+    pub oidc_sid: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl SessionRecord {
+    /// The session with this key hash, unless it has expired: one primary-key read.
+    pub async fn find_live(
+        conn: &mut AsyncPgConnection,
+        id: &[u8],
+        now: OffsetDateTime,
+    ) -> QueryResult<Option<LiveSession>> {
+        sessions::table
+            .find(id)
+            .filter(sessions::expires_at.gt(now))
+            .select(LiveSession::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSession<'_>) -> QueryResult<()> {
+        diesel::insert_into(sessions::table)
+            .values(new)
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
+    /// Replaces the state of a live session. Returns `false`, and writes nothing, when the row is
+    /// gone: a revoked session is never re-created.
+    pub async fn update_state(
+        conn: &mut AsyncPgConnection,
+        id: &[u8],
+        state: &serde_json::Value,
+        now: OffsetDateTime,
+    ) -> QueryResult<bool> {
+        let updated = diesel::update(
+            sessions::table
+                .find(id)
+                .filter(sessions::expires_at.gt(now)),
+        )
+        .set(sessions::state.eq(state))
+        .execute(conn)
+        .await?;
+        Ok(updated == 1)
+    }
+
+    /// Records activity: `last_seen_at` and the idle deadline move forward.
+    pub async fn touch(
+        conn: &mut AsyncPgConnection,
+        id: &[u8],
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> QueryResult<()> {
+        diesel::update(
+            sessions::table
+                .find(id)
+                .filter(sessions::expires_at.gt(now)),
+        )
+        .set((
+            sessions::last_seen_at.eq(now),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+    }
+
+    pub async fn delete(conn: &mut AsyncPgConnection, id: &[u8]) -> QueryResult<()> {
+        diesel::delete(sessions::table.find(id))
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
+    /// Deletes up to `batch` expired rows; returns how many went.
+    pub async fn delete_expired(
+        conn: &mut AsyncPgConnection,
+        now: OffsetDateTime,
+        batch: i64,
+    ) -> QueryResult<usize> {
+        diesel::sql_query(
+            "DELETE FROM sessions WHERE id IN \
+             (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+        )
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(batch)
+        .execute(conn)
+        .await
+    }
+
+    /// How many live sessions the user has.
+    pub async fn count_for_user(
+        conn: &mut AsyncPgConnection,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> QueryResult<i64> {
+        sessions::table
+            .filter(sessions::user_id.eq(user))
+            .filter(sessions::expires_at.gt(now))
+            .count()
+            .get_result(conn)
+            .await
+    }
+}

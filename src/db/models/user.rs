@@ -1,0 +1,117 @@
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use time::OffsetDateTime;
+
+use crate::db::{
+    ids::{OrgId, UserId},
+    schema::{orgs, users},
+};
+
+diesel::define_sql_function!(
+    /// SQL `lower(text)`, to compare emails whatever their case.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text
+);
+
+/// Someone who signs in; belongs to exactly one org.
+#[derive(Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: UserId,
+    pub org_id: OrgId,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("email", &self.email)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "[redacted]"),
+            )
+            .field("is_admin", &self.is_admin)
+            .finish()
+    }
+}
+
+/// A user to insert.
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub org_id: OrgId,
+    pub email: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub is_admin: bool,
+}
+
+impl User {
+    /// Inserts a user; an email already used in the org (any case) is a unique violation.
+    pub async fn create(conn: &mut AsyncPgConnection, new: &NewUser<'_>) -> QueryResult<User> {
+        diesel::insert_into(users::table)
+            .values(new)
+            .returning(User::as_returning())
+            .get_result(conn)
+            .await
+    }
+
+    pub async fn find(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<Option<User>> {
+        users::table
+            .find(id)
+            .select(User::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// The user with this email inside one org, whatever the email's case.
+    pub async fn find_by_email(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+        email: &str,
+    ) -> QueryResult<Option<User>> {
+        users::table
+            .filter(users::org_id.eq(org))
+            .filter(lower(users::email).eq(email.to_lowercase()))
+            .select(User::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// Every account with this email, across orgs (at sign-in, before the org is known), with
+    /// the slug of its org.
+    pub async fn find_all_by_email(
+        conn: &mut AsyncPgConnection,
+        email: &str,
+    ) -> QueryResult<Vec<(User, String)>> {
+        users::table
+            .inner_join(orgs::table)
+            .filter(lower(users::email).eq(email.to_lowercase()))
+            .order(orgs::slug)
+            .limit(20)
+            .select((User::as_select(), orgs::slug))
+            .load(conn)
+            .await
+    }
+
+    pub async fn set_password_hash(
+        conn: &mut AsyncPgConnection,
+        id: UserId,
+        hash: &str,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::password_hash.eq(hash))
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
+    pub async fn count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+        users::table.count().get_result(conn).await
+    }
+}

@@ -1,0 +1,14 @@
+//! ual-todo: a todo app that answers Universal Logout. When an identity provider says a user must
+//! be signed out everywhere, every session and token of theirs ends at once.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod flash;
+pub mod revocation;
+pub mod routes;
+pub mod session_store;
+pub mod startup;
+pub mod telemetry;

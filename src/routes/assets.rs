@@ -1,0 +1,19 @@
+//! Static files, compiled into the binary so it runs from any directory.
+
+use actix_web::{HttpResponse, http::header, web};
+
+const APP_CSS: &str = include_str!("../../static/css/app.css");
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/static/css/app.css",
+        web::get().to(|| asset(APP_CSS, "text/css; charset=utf-8")),
+    );
+}
+
+async fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(body)
+}

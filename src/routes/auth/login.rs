@@ -1,0 +1,175 @@
+use actix_identity::Identity;
+use actix_session::SessionExt as _;
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, http::StatusCode, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::{
+    auth::{CurrentUser, Viewer, password},
+    db::{Pool, ids::SessionId, models::User},
+    error::AppError,
+    flash::{self, Flash},
+    routes::page,
+    session_store::{META_KEY, SessionMeta},
+};
+
+/// The one answer for an unknown email and a wrong password, so neither can be told apart.
+const BAD_CREDENTIALS: &str = "That email and password do not match an account.";
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/login.html")]
+pub struct LoginPage {
+    pub viewer: Option<Viewer>,
+    pub flash: Option<Flash>,
+    pub email: String,
+    pub org: String,
+    /// Asked for only when the email and password match accounts in several orgs.
+    pub ask_org: bool,
+    pub error: Option<String>,
+    pub reason: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    reason: Option<String>,
+}
+
+/// Why the user is looking at the sign-in page, from `?reason=`.
+fn reason_text(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "signed_out" => "You signed out.",
+        "ual" => "You were signed out by your organisation's identity provider.",
+        "backchannel" => {
+            "You were signed out because you signed out at your organisation's sign-in service."
+        }
+        "admin" => "An administrator of your organisation signed you out.",
+        "self" => "You signed out on another device or tab.",
+        "expired" => "Your session has ended. Please sign in again.",
+        _ => return None,
+    })
+}
+
+/// `GET /login`.
+pub async fn login_form(
+    req: HttpRequest,
+    user: Option<CurrentUser>,
+    query: web::Query<LoginQuery>,
+) -> HttpResponse {
+    if user.is_some() {
+        return flash::see_other("/todos");
+    }
+    let form = LoginPage {
+        viewer: None,
+        flash: Flash::from_request(&req),
+        email: String::new(),
+        org: String::new(),
+        ask_org: false,
+        error: None,
+        reason: query.reason.as_deref().and_then(reason_text),
+    };
+    page(&req, StatusCode::OK, form)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: SecretString,
+    #[serde(default)]
+    org: Option<String>,
+}
+
+/// `POST /login`: checks the password off the async workers, then starts a fresh session.
+pub async fn login(
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, AppError> {
+    let LoginForm {
+        email,
+        password,
+        org,
+    } = form.into_inner();
+    let email = email.trim().to_owned();
+    let org = org
+        .map(|o| o.trim().to_lowercase())
+        .filter(|o| !o.is_empty());
+    let refuse = |status: StatusCode, message: &str, ask_org: bool| {
+        let form = LoginPage {
+            viewer: None,
+            flash: None,
+            email: email.clone(),
+            org: org.clone().unwrap_or_default(),
+            ask_org,
+            error: Some(message.to_owned()),
+            reason: None,
+        };
+        Ok(page(&req, status, form))
+    };
+
+    if email.is_empty() || password.expose_secret().is_empty() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Enter your email and your password.",
+            false,
+        );
+    }
+    if password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
+        return refuse(StatusCode::BAD_REQUEST, "That password is too long.", false);
+    }
+
+    let mut candidates = {
+        let mut conn = pool.get().await?;
+        User::find_all_by_email(&mut conn, &email).await?
+    };
+    if let Some(org) = &org {
+        candidates.retain(|(_, slug)| slug == org);
+    }
+    let mut matched = web::block(move || {
+        if candidates.is_empty() {
+            password::verify(password.expose_secret(), None);
+        }
+        candidates
+            .into_iter()
+            .filter(|(user, _)| {
+                password::verify(password.expose_secret(), user.password_hash.as_deref())
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+
+    let user = match matched.len() {
+        0 => return refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS, org.is_some()),
+        1 => matched.remove(0).0,
+        _ => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "This email has accounts in several organisations: enter your organisation's ID too.",
+                true,
+            );
+        }
+    };
+
+    let meta = SessionMeta {
+        id: SessionId::new(),
+        org_id: user.org_id,
+        email: user.email.clone(),
+        is_admin: user.is_admin,
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect()),
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        oidc_sid: None,
+    };
+    // `login` renews the session: a key planted before sign-in (fixation) is never signed in.
+    Identity::login(&req.extensions(), user.id.to_string())
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("cannot sign in: {e}")))?;
+    req.get_session()
+        .insert(META_KEY, meta)
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("cannot sign in: {e}")))?;
+    tracing::info!(user_id = %user.id, org_id = %user.org_id, "signed in with a password");
+    Ok(flash::see_other("/todos"))
+}

@@ -1,0 +1,38 @@
+use actix_session::Session;
+use actix_web::{HttpResponse, web};
+use tracing_actix_web::RequestId;
+
+use crate::{
+    auth::CurrentUser,
+    db::{Pool, models::RevocationSource},
+    error::AppError,
+    flash,
+    revocation::{self, Requester},
+};
+
+/// `POST /logout`: ends this session through the one revocation path (audited, and announced to
+/// the user's other tabs), then drops the cookie.
+pub async fn logout(
+    user: Option<CurrentUser>,
+    session: Session,
+    pool: web::Data<Pool>,
+    request_id: RequestId,
+) -> Result<HttpResponse, AppError> {
+    if let Some(user) = user {
+        let request_id = request_id.to_string();
+        let mut conn = pool.get().await?;
+        revocation::revoke_session(
+            &mut conn,
+            user.org_id,
+            user.session_id,
+            Requester {
+                source: RevocationSource::SelfService,
+                actor: "user",
+                request_id: Some(&request_id),
+            },
+        )
+        .await?;
+    }
+    session.purge();
+    Ok(flash::see_other("/login?reason=signed_out"))
+}

@@ -1,0 +1,214 @@
+//! actix-session's [`SessionStore`] on the PostgreSQL `sessions` table.
+//!
+//! The promises, each tested in `tests/api/session_store.rs`:
+//! - the cookie carries a random key; the row's primary key is its SHA-256, so the table holds no
+//!   usable cookie;
+//! - `load` ignores expired rows; the idle deadline moves with `last_seen_at`, written at most once
+//!   per [`TOUCH_INTERVAL`], never past the absolute lifetime;
+//! - `update` only updates: a row deleted while one of its requests was in flight (a revocation)
+//!   stays deleted, unlike actix-session's Redis store, which would save it again.
+
+use std::{collections::HashMap, time::Duration};
+
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_web::cookie::time::Duration as CookieDuration;
+use anyhow::Context as _;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::db::{
+    Pool,
+    ids::{OrgId, SessionId, UserId},
+    models::session::{NewSession, SessionRecord},
+};
+
+/// Where actix-identity keeps the signed-in user's id in the session state.
+pub const IDENTITY_KEY: &str = "actix_identity.user_id";
+/// Where sign-in keeps [`SessionMeta`] in the session state.
+pub const META_KEY: &str = "meta";
+/// `last_seen_at` (and with it the idle deadline) is written at most this often per session.
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What sign-in records about a session, besides the user's id. The store copies it into
+/// columns so sessions can be listed and ended without reading their state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionMeta {
+    pub id: SessionId,
+    pub org_id: OrgId,
+    pub email: String,
+    pub is_admin: bool,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub oidc_sid: Option<String>,
+}
+
+/// The session store. Cheap to clone: it holds the pool.
+#[derive(Clone)]
+pub struct PgSessionStore {
+    pool: Pool,
+    idle_timeout: Duration,
+    lifetime: Duration,
+}
+
+impl PgSessionStore {
+    pub fn new(pool: Pool, idle_timeout: Duration, lifetime: Duration) -> Self {
+        Self {
+            pool,
+            idle_timeout,
+            lifetime,
+        }
+    }
+
+    /// The row's primary key for a cookie's session key.
+    pub fn hash_key(key: &str) -> Vec<u8> {
+        Sha256::digest(key.as_bytes()).to_vec()
+    }
+
+    /// When a session last active at `seen` ends: idle deadline, capped by the absolute lifetime.
+    fn expires_at(&self, created: OffsetDateTime, seen: OffsetDateTime) -> OffsetDateTime {
+        (seen + self.idle_timeout).min(created + self.lifetime)
+    }
+
+    async fn conn(&self) -> anyhow::Result<crate::db::PooledConnection> {
+        self.pool
+            .get()
+            .await
+            .context("no database connection for the session store")
+    }
+}
+
+type State = HashMap<String, String>;
+
+/// The user id and metadata found in a session's state, if it is signed in.
+fn columns(state: &State) -> (Option<UserId>, Option<SessionMeta>) {
+    let user = state
+        .get(IDENTITY_KEY)
+        .and_then(|v| serde_json::from_str::<String>(v).ok())
+        .and_then(|v| v.parse().ok());
+    let meta = state
+        .get(META_KEY)
+        .and_then(|v| serde_json::from_str(v).ok());
+    (user, meta)
+}
+
+impl SessionStore for PgSessionStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
+        let id = Self::hash_key(key.as_ref());
+        let now = OffsetDateTime::now_utc();
+        let mut conn = self.conn().await.map_err(LoadError::Other)?;
+        let Some(row) = SessionRecord::find_live(&mut conn, &id, now)
+            .await
+            .context("cannot read the session")
+            .map_err(LoadError::Other)?
+        else {
+            return Ok(None);
+        };
+        if now - row.last_seen_at >= TOUCH_INTERVAL {
+            let expires_at = self.expires_at(row.created_at, now);
+            SessionRecord::touch(&mut conn, &id, now, expires_at)
+                .await
+                .context("cannot record session activity")
+                .map_err(LoadError::Other)?;
+        }
+        serde_json::from_value(row.state)
+            .map(Some)
+            .map_err(|e| LoadError::Deserialization(e.into()))
+    }
+
+    async fn save(&self, state: State, _ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        let key = hex::encode(raw);
+        let id = Self::hash_key(&key);
+        let now = OffsetDateTime::now_utc();
+        let (user_id, meta) = columns(&state);
+        let json = serde_json::to_value(&state).map_err(|e| SaveError::Serialization(e.into()))?;
+        let new = NewSession {
+            id: &id,
+            public_id: meta.as_ref().map_or_else(SessionId::new, |m| m.id),
+            user_id,
+            org_id: meta.as_ref().map(|m| m.org_id),
+            state: &json,
+            oidc_sid: meta.as_ref().and_then(|m| m.oidc_sid.as_deref()),
+            user_agent: meta.as_ref().and_then(|m| m.user_agent.as_deref()),
+            ip: meta.as_ref().and_then(|m| m.ip.as_deref()),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: self.expires_at(now, now),
+        };
+        let mut conn = self.conn().await.map_err(SaveError::Other)?;
+        SessionRecord::insert(&mut conn, &new)
+            .await
+            .context("cannot save the session")
+            .map_err(SaveError::Other)?;
+        SessionKey::try_from(key).map_err(|e| SaveError::Other(anyhow::Error::new(e)))
+    }
+
+    async fn update(
+        &self,
+        key: SessionKey,
+        state: State,
+        _ttl: &CookieDuration,
+    ) -> Result<SessionKey, UpdateError> {
+        let id = Self::hash_key(key.as_ref());
+        let json =
+            serde_json::to_value(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
+        let mut conn = self.conn().await.map_err(UpdateError::Other)?;
+        let updated = SessionRecord::update_state(&mut conn, &id, &json, OffsetDateTime::now_utc())
+            .await
+            .context("cannot update the session")
+            .map_err(UpdateError::Other)?;
+        if !updated {
+            // Ended (revoked, signed out or expired) while this request ran: it stays ended. The
+            // cookie keeps a key that no longer loads anything, so the next request is anonymous.
+            tracing::info!("session ended during the request; not re-created");
+        }
+        Ok(key)
+    }
+
+    async fn update_ttl(&self, key: &SessionKey, _ttl: &CookieDuration) -> anyhow::Result<()> {
+        // Activity is recorded by `load`, at most once per TOUCH_INTERVAL; nothing to do here.
+        let _ = key;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &SessionKey) -> anyhow::Result<()> {
+        let id = Self::hash_key(key.as_ref());
+        let mut conn = self.conn().await?;
+        SessionRecord::delete(&mut conn, &id)
+            .await
+            .context("cannot delete the session")
+    }
+}
+
+/// Deletes expired sessions every `every`, forever; spawned once per instance.
+pub async fn sweep_expired(pool: Pool, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep_once(&pool).await {
+            tracing::warn!(error = %e, "sweeping expired sessions failed; will retry");
+        }
+    }
+}
+
+/// One sweep, in batches so a large backlog never holds long locks.
+pub async fn sweep_once(pool: &Pool) -> anyhow::Result<usize> {
+    let mut conn = pool.get().await?;
+    let mut total = 0;
+    loop {
+        let deleted =
+            SessionRecord::delete_expired(&mut conn, OffsetDateTime::now_utc(), 1000).await?;
+        total += deleted;
+        if deleted < 1000 {
+            break;
+        }
+    }
+    if total > 0 {
+        tracing::info!(deleted = total, "swept expired sessions");
+    }
+    Ok(total)
+}

@@ -1,0 +1,224 @@
+//! Builds the application: database, pool, shared secrets, background tasks, HTTP server.
+
+use std::{net::TcpListener, time::Duration};
+
+use actix_identity::{IdentityMiddleware, config::LogoutBehavior};
+use actix_session::{
+    SessionMiddleware,
+    config::{PersistentSession, TtlExtensionPolicy},
+};
+use actix_web::{
+    App, HttpServer,
+    cookie::{Key, SameSite, time::Duration as CookieDuration},
+    dev::Server,
+    middleware::{DefaultHeaders, from_fn},
+    web,
+};
+use anyhow::Context as _;
+use diesel_async::AsyncPgConnection;
+use secrecy::ExposeSecret as _;
+use tracing_actix_web::TracingLogger;
+use url::Url;
+
+use crate::{
+    auth::csrf,
+    config::Settings,
+    db::{
+        self,
+        models::{Setting, User},
+    },
+    error::AppError,
+    flash::{self, FlashKey},
+    routes,
+    session_store::{self, PgSessionStore},
+    telemetry::RequestSpan,
+};
+
+/// How often each instance deletes expired sessions.
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
+/// Largest form body accepted (sign-in, todos).
+const FORM_LIMIT: usize = 16 * 1024;
+
+/// The URL the app is reached at, as users and identity providers see it.
+#[derive(Clone, Debug)]
+pub struct PublicUrl(pub Url);
+
+impl PublicUrl {
+    /// `scheme://host[:port]`, as browsers send it in `Origin`.
+    pub fn origin(&self) -> String {
+        self.0.origin().ascii_serialization()
+    }
+
+    /// An absolute URL for `path` on this app.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{}", self.0.as_str().trim_end_matches('/'), path)
+    }
+}
+
+/// A built, bound, not yet running application.
+pub struct Application {
+    port: u16,
+    public_url: PublicUrl,
+    server: Server,
+}
+
+impl Application {
+    /// Prepares the database (create, migrate), loads the shared cookie key, binds the listener
+    /// and starts the background tasks. Port 0 in `settings.bind` picks a free port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let url = settings.database_url.clone();
+        tokio::task::spawn_blocking(move || db::prepare(&url))
+            .await
+            .context("database preparation stopped")??;
+        let pool = db::pool(&settings.database_url, settings.database_pool_size)?;
+        let (key, has_users) = {
+            let mut conn = pool.get().await.context("cannot connect to the database")?;
+            (
+                cookie_key(&mut conn, &settings).await?,
+                User::count(&mut conn).await? > 0,
+            )
+        };
+
+        let listener = TcpListener::bind(settings.bind).with_context(|| {
+            format!(
+                "cannot listen on {}: is another server using it?",
+                settings.bind
+            )
+        })?;
+        let address = listener.local_addr()?;
+        let public_url = PublicUrl(match &settings.public_url {
+            Some(url) => url.clone(),
+            None => {
+                Url::parse(&format!("http://{address}")).context("cannot build the public URL")?
+            }
+        });
+
+        tracing::info!("ual-todo is serving at {}", public_url.0);
+        if !has_users {
+            tracing::info!(
+                "no accounts yet: run `cargo run --release -- demo` (or `ual-todo demo`) to create \
+                 demo accounts, then sign in at {}",
+                public_url.join("/login")
+            );
+        }
+
+        tokio::spawn(session_store::sweep_expired(pool.clone(), SWEEP_EVERY));
+
+        let store = PgSessionStore::new(
+            pool.clone(),
+            settings.session_idle_timeout,
+            settings.session_lifetime,
+        );
+        let secure = public_url.0.scheme() == "https";
+        let lifetime = CookieDuration::seconds(
+            i64::try_from(settings.session_lifetime.as_secs()).unwrap_or(i64::MAX),
+        );
+        let pool_data = web::Data::new(pool);
+        let url_data = web::Data::new(public_url.clone());
+        let flash_key = web::Data::new(FlashKey(key.clone()));
+
+        let server = HttpServer::new(move || {
+            let sessions = SessionMiddleware::builder(store.clone(), key.clone())
+                // `__Host-` makes browsers refuse the cookie from any other host or path.
+                .cookie_name(if secure {
+                    "__Host-ual_todo".into()
+                } else {
+                    "ual_todo".into()
+                })
+                .cookie_secure(secure)
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .session_lifecycle(
+                    PersistentSession::default()
+                        .session_ttl(lifetime)
+                        .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+                )
+                .build();
+            App::new()
+                .app_data(pool_data.clone())
+                .app_data(url_data.clone())
+                .app_data(flash_key.clone())
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(FORM_LIMIT)
+                        .error_handler(|e, _| {
+                            AppError::BadRequest(format!("The form could not be read: {e}")).into()
+                        }),
+                )
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    AppError::BadRequest(format!("The address has a malformed query: {e}")).into()
+                }))
+                .configure(routes::config)
+                .default_service(web::to(routes::not_found))
+                .wrap(from_fn(flash::clear_shown))
+                .wrap(
+                    IdentityMiddleware::builder()
+                        .logout_behavior(LogoutBehavior::PurgeSession)
+                        .build(),
+                )
+                .wrap(sessions)
+                .wrap(from_fn(csrf::reject_cross_origin))
+                .wrap(security_headers())
+                .wrap(TracingLogger::<RequestSpan>::new())
+        })
+        .workers(
+            settings
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        )
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+
+        Ok(Self {
+            port: address.port(),
+            public_url,
+            server,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Where the app is reached.
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.public_url
+    }
+
+    /// Serves until the server is stopped (Ctrl-C or SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The cookie-signing key: the operator's, or the one in `settings`, created by the first
+/// instance to start, so all instances on a database accept each other's cookies.
+async fn cookie_key(conn: &mut AsyncPgConnection, settings: &Settings) -> anyhow::Result<Key> {
+    let hex_key = match &settings.cookie_key {
+        Some(key) => key.0.expose_secret().to_owned(),
+        None => {
+            Setting::get_or_create(conn, "cookie_key", || hex::encode(Key::generate().master()))
+                .await
+                .context("cannot read the cookie key")?
+        }
+    };
+    let bytes = hex::decode(hex_key.trim()).context("the stored cookie key is not hex")?;
+    Key::try_from(bytes.as_slice()).context("the cookie key is shorter than 64 bytes")
+}
+
+/// Headers on every response; a handler's own value wins (static files set their own caching).
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+             frame-ancestors 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("Cache-Control", "no-store"))
+}

@@ -1,0 +1,318 @@
+//! The `ual-todo` command line, run as a real process.
+
+use std::{
+    io::Write as _,
+    process::{Command, Output, Stdio},
+};
+
+use crate::helpers::{TestDb, assert_is_redirect_to, count, spawn_app};
+
+fn ual_todo(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
+        .args(args)
+        .env("DATABASE_URL", db.url.expose())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn stdout_json(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "exactly one JSON object: {text}"
+    );
+    serde_json::from_str(text.trim()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn org_create_prints_the_org_as_json() {
+    let db = TestDb::new();
+
+    let org = stdout_json(&ual_todo(
+        &db,
+        &["org", "create", "Globex Corp", "--json"],
+        None,
+    ));
+
+    assert_eq!(org["name"], "Globex Corp");
+    assert_eq!(org["slug"], "globex-corp");
+    assert!(org["id"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
+}
+
+#[test]
+fn org_create_refuses_a_taken_slug_with_status_1() {
+    let db = TestDb::new();
+    ual_todo(&db, &["org", "create", "Acme"], None);
+
+    let again = ual_todo(&db, &["org", "create", "Other", "--slug", "acme"], None);
+
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("an org with the slug `acme` already exists"));
+    assert_eq!(count(&db, "orgs"), 1);
+}
+
+#[test]
+fn bad_arguments_exit_with_status_2_and_a_message() {
+    let db = TestDb::new();
+
+    let bad_slug = ual_todo(
+        &db,
+        &["org", "create", "Acme", "--slug", "Not A Slug"],
+        None,
+    );
+    let bad_email = ual_todo(
+        &db,
+        &["user", "create", "--org", "acme", "--email", "not-an-email"],
+        None,
+    );
+    let missing_email = ual_todo(&db, &["user", "create", "--org", "acme"], None);
+    let unknown_command = ual_todo(&db, &["frobnicate"], None);
+
+    for output in [&bad_slug, &bad_email, &missing_email, &unknown_command] {
+        assert_eq!(output.status.code(), Some(2), "stderr: {}", stderr(output));
+        assert!(!stderr(output).contains("panicked"));
+    }
+    assert!(stderr(&bad_slug).contains("is not a valid slug"));
+    assert!(stderr(&bad_email).contains("is not an email address"));
+    assert_eq!(
+        count(&db, "orgs") + count(&db, "users"),
+        0,
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn user_create_generates_a_password_that_signs_in() {
+    let app = spawn_app().await;
+    app.create_org("acme").await;
+
+    let user = stdout_json(&ual_todo(
+        &app.db,
+        &[
+            "user",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "Carol@Acme.test",
+            "--admin",
+            "--json",
+        ],
+        None,
+    ));
+
+    assert_eq!(user["email"], "Carol@Acme.test");
+    assert_eq!(user["admin"], true);
+    let password = user["password"].as_str().unwrap();
+    assert!(password.len() >= 20);
+    assert_is_redirect_to(
+        &app.browser().login("carol@acme.test", password).await,
+        "/todos",
+    );
+}
+
+#[tokio::test]
+async fn user_create_reads_the_password_from_stdin_and_does_not_echo_it() {
+    let app = spawn_app().await;
+    app.create_org("acme").await;
+
+    let output = ual_todo(
+        &app.db,
+        &[
+            "user",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "dave@acme.test",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("a long enough secret\n"),
+    );
+
+    let user = stdout_json(&output);
+    assert!(user.get("password").is_none());
+    assert_is_redirect_to(
+        &app.browser()
+            .login("dave@acme.test", "a long enough secret")
+            .await,
+        "/todos",
+    );
+}
+
+#[test]
+fn user_create_refuses_a_short_password_from_stdin() {
+    let db = TestDb::new();
+    ual_todo(&db, &["org", "create", "Acme"], None);
+
+    let output = ual_todo(
+        &db,
+        &[
+            "user",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "e@acme.test",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("at least 10 characters"));
+    assert_eq!(count(&db, "users"), 0);
+}
+
+#[test]
+fn a_duplicate_email_in_an_org_fails_with_status_1_and_writes_nothing() {
+    let db = TestDb::new();
+    ual_todo(&db, &["org", "create", "Acme"], None);
+    ual_todo(
+        &db,
+        &[
+            "user",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "erin@acme.test",
+        ],
+        None,
+    );
+
+    let again = ual_todo(
+        &db,
+        &[
+            "user",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "ERIN@acme.test",
+        ],
+        None,
+    );
+
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("already has a user with the email ERIN@acme.test"));
+    assert_eq!(count(&db, "users"), 1);
+}
+
+#[test]
+fn user_create_in_an_unknown_org_fails_with_status_1() {
+    let db = TestDb::new();
+
+    let output = ual_todo(
+        &db,
+        &["user", "create", "--org", "nope", "--email", "x@y.test"],
+        None,
+    );
+
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("there is no org with the slug `nope`"));
+}
+
+#[tokio::test]
+async fn demo_seeds_acme_and_prints_working_logins() {
+    let app = spawn_app().await;
+
+    let demo = stdout_json(&ual_todo(&app.db, &["demo", "--json"], None));
+
+    assert_eq!(demo["org"]["slug"], "acme");
+    let users = demo["users"].as_array().unwrap();
+    assert_eq!(users.len(), 3);
+    assert_eq!(users.iter().filter(|u| u["admin"] == true).count(), 1);
+    for user in users {
+        let response = app
+            .browser()
+            .login(
+                user["email"].as_str().unwrap(),
+                user["password"].as_str().unwrap(),
+            )
+            .await;
+        assert_is_redirect_to(&response, "/todos");
+    }
+
+    // Running it again resets the passwords and adds nobody.
+    let again = stdout_json(&ual_todo(&app.db, &["demo", "--json"], None));
+    assert_ne!(again["users"][0]["password"], users[0]["password"]);
+    assert_eq!(count(&app.db, "users"), 3);
+    assert_eq!(count(&app.db, "orgs"), 1);
+}
+
+#[test]
+fn demo_in_text_says_how_to_sign_in() {
+    let db = TestDb::new();
+
+    let output = ual_todo(&db, &["demo"], None);
+
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("/login"));
+    assert!(text.contains("admin@acme.test"));
+    assert!(text.contains("alice@acme.test"));
+}
+
+#[test]
+fn an_unreachable_database_is_one_clear_line_without_a_panic() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
+        .arg("migrate")
+        .env("DATABASE_URL", "postgres://app:sekret@127.0.0.1:1/ual_todo")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains(
+            "cannot connect to PostgreSQL at postgres://app:********@127.0.0.1:1/ual_todo"
+        )
+    );
+    assert!(err.contains("DATABASE_URL"));
+    assert!(!err.contains("sekret"), "the password is hidden");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"));
+}
+
+#[test]
+fn serve_with_an_unreachable_database_exits_with_one_clear_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/ual_todo")
+        .env("BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("error: cannot connect to PostgreSQL at postgres://127.0.0.1:1/ual_todo")
+    );
+}

@@ -1,0 +1,356 @@
+//! Test harness: databases cloned from a migrated template, an app per test, and clients that
+//! keep cookies and do not follow redirects.
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use diesel::{Connection as _, PgConnection, RunQueryDsl as _, connection::SimpleConnection as _};
+use reqwest::{StatusCode, cookie::CookieStore as _, header::LOCATION};
+use sha2::{Digest, Sha256};
+use ual_todo::{
+    config::{DEFAULT_DATABASE_URL, DatabaseUrl, Settings},
+    db::{
+        self, Pool, PooledConnection,
+        ids::OrgId,
+        models::{NewOrg, NewUser, Org, User},
+    },
+    startup::Application,
+};
+
+/// The server tests run against; `TEST_DATABASE_URL` may point elsewhere.
+fn server_url() -> DatabaseUrl {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
+        .parse()
+        .expect("TEST_DATABASE_URL is a postgres URL")
+}
+
+/// A hash of the migrations, so a changed migration gets a fresh template.
+fn migrations_fingerprint() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    let mut files: Vec<_> = walk(std::path::Path::new(dir));
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(file.to_string_lossy().as_bytes());
+        hasher.update(std::fs::read(&file).expect("a readable migration"));
+    }
+    hex::encode(&hasher.finalize()[..6])
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("the migrations directory")
+        .flat_map(|entry| {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+fn admin_connection() -> PgConnection {
+    PgConnection::establish(server_url().with_database("postgres").expose())
+        .expect("PostgreSQL is running (scripts/test starts it)")
+}
+
+/// The migrated template, built once per fingerprint. Built under another name and renamed, so a
+/// crash mid-build never leaves a half-migrated template behind; an advisory lock keeps
+/// concurrent test processes from building it twice.
+fn template() -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let name = format!("ual_todo_tmpl_{}", migrations_fingerprint());
+        let mut admin = admin_connection();
+        admin
+            .batch_execute("SELECT pg_advisory_lock(7412)")
+            .unwrap();
+        if !database_exists(&mut admin, &name) {
+            let building = format!("{name}_building");
+            admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    db::quote_ident(&building)
+                ))
+                .unwrap();
+            admin
+                .batch_execute(&format!("CREATE DATABASE {}", db::quote_ident(&building)))
+                .unwrap();
+            {
+                let mut conn =
+                    PgConnection::establish(server_url().with_database(&building).expose())
+                        .unwrap();
+                db::migrate(&mut conn).expect("migrations apply to an empty database");
+            }
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    db::quote_ident(&building),
+                    db::quote_ident(&name)
+                ))
+                .unwrap();
+        }
+        admin
+            .batch_execute("SELECT pg_advisory_unlock(7412)")
+            .unwrap();
+        name
+    })
+}
+
+fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        #[allow(dead_code)]
+        one: i32,
+    }
+    diesel::sql_query("SELECT 1 AS one FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .load::<Found>(conn)
+        .map(|rows| !rows.is_empty())
+        .unwrap_or(false)
+}
+
+/// A database of its own for one test, dropped when the test ends.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    name: String,
+}
+
+impl TestDb {
+    /// A fresh, migrated database.
+    pub fn new() -> Self {
+        let template = template();
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        admin_connection()
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE {} STRATEGY = FILE_COPY",
+                db::quote_ident(&name),
+                db::quote_ident(template)
+            ))
+            .expect("cloning the template database");
+        Self {
+            url: server_url().with_database(&name),
+            name,
+        }
+    }
+
+    /// A name for a database that does not exist yet (dropped at the end all the same).
+    pub fn unborn() -> Self {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        Self {
+            url: server_url().with_database(&name),
+            name,
+        }
+    }
+
+    /// A blocking connection, for assertions that read the database directly.
+    pub fn connect(&self) -> PgConnection {
+        PgConnection::establish(self.url.expose()).expect("connecting to the test database")
+    }
+
+    pub fn exists(&self) -> bool {
+        database_exists(&mut admin_connection(), &self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let statement = format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            db::quote_ident(&self.name)
+        );
+        // Off the async runtime the test may be running on.
+        let _ = std::thread::spawn(move || admin_connection().batch_execute(&statement)).join();
+    }
+}
+
+/// An app running on a free port, with its own database.
+pub struct TestApp {
+    pub address: String,
+    pub pool: Pool,
+    pub db: TestDb,
+}
+
+/// Starts the app on a fresh database with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app after `configure` has adjusted its settings.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = TestDb::new();
+    let mut settings = Settings::for_database(db.url.clone());
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let pool = db::pool(&db.url, 4).unwrap();
+    TestApp { address, pool, db }
+}
+
+/// A user the tests can sign in as.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub user: User,
+    pub password: String,
+}
+
+impl TestApp {
+    pub async fn conn(&self) -> PooledConnection {
+        self.pool.get().await.expect("a database connection")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn create_org(&self, slug: &str) -> Org {
+        Org::create(&mut *self.conn().await, &NewOrg { name: slug, slug })
+            .await
+            .unwrap()
+    }
+
+    pub async fn create_user(&self, org: OrgId, email: &str, admin: bool) -> TestUser {
+        let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+        let hash = ual_todo::auth::password::hash(&password).unwrap();
+        let user = User::create(
+            &mut *self.conn().await,
+            &NewUser {
+                org_id: org,
+                email,
+                password_hash: Some(&hash),
+                is_admin: admin,
+            },
+        )
+        .await
+        .unwrap();
+        TestUser { user, password }
+    }
+
+    /// An org `acme` with one user, `alice@acme.test`.
+    pub async fn alice(&self) -> TestUser {
+        let org = self.create_org("acme").await;
+        self.create_user(org.id, "alice@acme.test", false).await
+    }
+
+    /// A new browser: its own cookies, no redirects followed.
+    pub fn browser(&self) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Browser {
+            client,
+            jar,
+            base: self.address.clone(),
+        }
+    }
+
+    /// A browser signed in as `user`.
+    pub async fn signed_in(&self, user: &TestUser) -> Browser {
+        let browser = self.browser();
+        let response = browser.login(&user.user.email, &user.password).await;
+        assert_is_redirect_to(&response, "/todos");
+        browser
+    }
+}
+
+/// A cookie-keeping HTTP client, like a browser tab.
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+    pub base: String,
+}
+
+impl Browser {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submits a form from one of the app's own pages (same origin, as a browser marks it).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{}", self.base, path))
+            .header("Origin", &self.base)
+            .header("Sec-Fetch-Site", "same-origin")
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_form("/login", &[("email", email), ("password", password)])
+            .await
+    }
+
+    pub async fn page(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.text().await.unwrap()
+    }
+
+    /// The `Cookie` header this browser sends.
+    pub fn cookie_header(&self) -> Option<String> {
+        let url = self.base.parse().unwrap();
+        self.jar
+            .cookies(&url)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    /// A second browser holding a copy of this one's cookies (a stolen cookie, another tab).
+    pub fn clone_cookies(&self) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let url: reqwest::Url = self.base.parse().unwrap();
+        if let Some(header) = self.cookie_header() {
+            for pair in header.split("; ") {
+                jar.add_cookie_str(pair, &url);
+            }
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .unwrap();
+        Browser {
+            client,
+            jar,
+            base: self.base.clone(),
+        }
+    }
+}
+
+pub fn assert_is_redirect_to(response: &reqwest::Response, location: &str) {
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "expected a redirect to {location}"
+    );
+    assert_eq!(response.headers().get(LOCATION).unwrap(), location);
+}
+
+/// Counts rows matching an SQL condition (`table WHERE …`) in the test's database.
+pub fn count(db: &TestDb, from_where: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(format!("SELECT count(*) AS n FROM {from_where}"))
+        .get_result::<Count>(&mut db.connect())
+        .unwrap()
+        .n
+}

@@ -1,0 +1,9 @@
+//! Integration tests against the real PostgreSQL: every test gets its own database, cloned from a
+//! migrated template, and its own app on a free port. One binary keeps link times down.
+
+mod auth;
+mod cli;
+mod helpers;
+mod pages;
+mod session_store;
+mod todos;
