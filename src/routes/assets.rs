@@ -3,11 +3,16 @@
 use actix_web::{HttpResponse, http::header, web};
 
 const APP_CSS: &str = include_str!("../../static/css/app.css");
+const FAVICON: &str = include_str!("../../static/favicon.svg");
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/static/css/app.css",
         web::get().to(|| asset(APP_CSS, "text/css; charset=utf-8")),
+    )
+    .route(
+        "/static/favicon.svg",
+        web::get().to(|| asset(FAVICON, "image/svg+xml")),
     );
 }
 

@@ -57,12 +57,12 @@ async fn a_todo_is_added_completed_and_deleted() {
     };
     assert_is_redirect_to(
         &browser.post_form(&format!("/todos/{id}/toggle"), &[]).await,
-        "/todos",
+        &format!("/todos#todo-{id}"),
     );
     assert!(browser.page("/todos").await.contains("1 of 1 done"));
     assert_is_redirect_to(
         &browser.post_form(&format!("/todos/{id}/toggle"), &[]).await,
-        "/todos",
+        &format!("/todos#todo-{id}"),
     );
     assert!(browser.page("/todos").await.contains("0 of 1 done"));
 

@@ -105,7 +105,8 @@ async fn toggle(
     Todo::toggle(&mut conn, user.id, id)
         .await?
         .ok_or_else(no_such_todo)?;
-    Ok(flash::see_other("/todos"))
+    // Back to the same item, so keyboard and screen-reader users keep their place.
+    Ok(flash::see_other(&format!("/todos#todo-{id}")))
 }
 
 /// `POST /todos/{id}/delete`: only the owner's todos; anyone else's is "not found".
