@@ -15,11 +15,12 @@ use crate::{
     db::{
         self,
         models::{
-            NewOrg, NewUser, Org, User,
+            NewOrg, NewUser, Org, OrgApiKey, User,
             org::{is_valid_slug, slugify},
         },
     },
     error::is_unique_violation,
+    secret_token,
     startup::Application,
 };
 
@@ -46,6 +47,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the API keys an org's IdP uses to call Universal Logout.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Create (or reset) the demo org `acme` with an admin and two users, and print how to sign in.
     Demo {
         /// Print one JSON object instead of text.
@@ -63,6 +67,53 @@ pub enum OrgCommand {
         /// Short ID used in URLs and at sign-in (default: derived from the name).
         #[arg(long)]
         slug: Option<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the org's identity provider: its issuer's signed JWTs may then call Universal Logout.
+    SetIdp {
+        /// The org's slug.
+        slug: String,
+        /// The IdP's issuer URL (as in its OpenID discovery document).
+        #[arg(long)]
+        issuer: url::Url,
+        /// This app's client id at the IdP (the `sub` of its Universal Logout JWTs).
+        #[arg(long)]
+        client_id: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Issue a new API key for an org (printed once).
+    Create {
+        /// The org's slug.
+        #[arg(long)]
+        org: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an org's API key, named by its prefix (e.g. ual_AbCd1234).
+    Revoke {
+        /// The org's slug.
+        #[arg(long)]
+        org: String,
+        /// The key's prefix, as `key list` shows it.
+        prefix: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an org's API keys (prefixes only: keys are never stored).
+    List {
+        /// The org's slug.
+        #[arg(long)]
+        org: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -152,6 +203,18 @@ async fn manage(settings: Settings, command: Command) -> Result<(), CliError> {
             org_slug(name, slug.as_deref())?;
         }
         Command::User(UserCommand::Create { email, .. }) => check_email(email)?,
+        Command::Org(OrgCommand::SetIdp {
+            issuer, client_id, ..
+        }) => {
+            if !matches!(issuer.scheme(), "https" | "http") {
+                return Err(CliError::Usage("the issuer must be an https:// URL".into()));
+            }
+            if client_id.trim().is_empty() || client_id.len() > 255 {
+                return Err(CliError::Usage(
+                    "the client id must have 1 to 255 characters".into(),
+                ));
+            }
+        }
         _ => {}
     }
     let url = settings.database_url.clone();
@@ -179,6 +242,17 @@ async fn manage(settings: Settings, command: Command) -> Result<(), CliError> {
             };
             user_create(&mut conn, &org, &email, admin, password, json).await
         }
+        Command::Org(OrgCommand::SetIdp {
+            slug,
+            issuer,
+            client_id,
+            json,
+        }) => org_set_idp(&mut conn, &slug, &issuer, &client_id, json).await,
+        Command::Key(KeyCommand::Create { org, json }) => key_create(&mut conn, &org, json).await,
+        Command::Key(KeyCommand::Revoke { org, prefix, json }) => {
+            key_revoke(&mut conn, &org, &prefix, json).await
+        }
+        Command::Key(KeyCommand::List { org, json }) => key_list(&mut conn, &org, json).await,
         Command::Demo { json } => demo(&mut conn, &settings, json).await,
         Command::Serve | Command::Migrate => unreachable!("handled by run"),
     }
@@ -242,15 +316,22 @@ async fn org_create(
     json: bool,
 ) -> Result<(), CliError> {
     let slug = org_slug(name, slug)?;
-    let org = Org::create(
-        conn,
-        &NewOrg {
-            name: name.trim(),
-            slug: &slug,
-        },
-    )
-    .await
-    .map_err(|e| {
+    // The org and its first key are written together or not at all.
+    let created = conn
+        .transaction(async |conn| {
+            let org = Org::create(
+                conn,
+                &NewOrg {
+                    name: name.trim(),
+                    slug: &slug,
+                },
+            )
+            .await?;
+            let (key, issued) = OrgApiKey::create(conn, org.id).await?;
+            Ok::<_, diesel::result::Error>((org, key, issued))
+        })
+        .await;
+    let (org, key, issued) = created.map_err(|e| {
         if is_unique_violation(&e) {
             anyhow::anyhow!(
                 "an org with the slug `{slug}` already exists (choose another with --slug)"
@@ -259,16 +340,135 @@ async fn org_create(
             anyhow::Error::new(e).context("cannot create the org")
         }
     })?;
+    let secret = secret_token::reveal(&issued);
     if json {
         println!(
             "{}",
-            json!({ "id": org.id, "name": org.name, "slug": org.slug })
+            json!({ "id": org.id, "name": org.name, "slug": org.slug,
+                    "api_key": { "prefix": key.prefix, "key": secret } })
         );
     } else {
         println!(
             "Created org {} (slug `{}`, id {}).",
             org.name, org.slug, org.id
         );
+        println!("Universal Logout API key (shown once): {secret}");
+    }
+    Ok(())
+}
+
+async fn org_set_idp(
+    conn: &mut AsyncPgConnection,
+    slug: &str,
+    issuer: &url::Url,
+    client_id: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    let org = find_org(conn, slug).await?;
+    let issuer = issuer.as_str().trim_end_matches('/');
+    let org = Org::set_idp(conn, org.id, Some((issuer, client_id.trim())))
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                anyhow::anyhow!("another org already uses this issuer with this client id")
+            } else {
+                anyhow::Error::new(e).context("cannot set the IdP")
+            }
+        })?;
+    if json {
+        println!(
+            "{}",
+            json!({ "slug": org.slug, "issuer": org.idp_issuer, "client_id": org.idp_client_id })
+        );
+    } else {
+        println!(
+            "`{}` now trusts Universal Logout JWTs from {issuer} for client {}.",
+            org.slug,
+            client_id.trim()
+        );
+    }
+    Ok(())
+}
+
+async fn key_create(conn: &mut AsyncPgConnection, slug: &str, json: bool) -> Result<(), CliError> {
+    let org = find_org(conn, slug).await?;
+    let (key, issued) = OrgApiKey::create(conn, org.id)
+        .await
+        .context("cannot issue the API key")?;
+    let secret = secret_token::reveal(&issued);
+    if json {
+        println!(
+            "{}",
+            json!({ "org": org.slug, "prefix": key.prefix, "key": secret })
+        );
+    } else {
+        println!(
+            "New Universal Logout API key for `{}` (shown once): {secret}",
+            org.slug
+        );
+    }
+    Ok(())
+}
+
+async fn key_revoke(
+    conn: &mut AsyncPgConnection,
+    slug: &str,
+    prefix: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    let org = find_org(conn, slug).await?;
+    let key = OrgApiKey::revoke(conn, org.id, prefix)
+        .await
+        .context("cannot revoke the API key")?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "`{}` has no live API key with the prefix {prefix}",
+                org.slug
+            )
+        })?;
+    if json {
+        println!(
+            "{}",
+            json!({ "org": org.slug, "prefix": key.prefix,
+                    "revoked_at": key.revoked_at.map(|t| t.unix_timestamp()) })
+        );
+    } else {
+        println!("Revoked API key {} of `{}`.", key.prefix, org.slug);
+    }
+    Ok(())
+}
+
+async fn key_list(conn: &mut AsyncPgConnection, slug: &str, json: bool) -> Result<(), CliError> {
+    let org = find_org(conn, slug).await?;
+    let keys = OrgApiKey::list_for_org(conn, org.id)
+        .await
+        .context("cannot list the API keys")?;
+    if json {
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                json!({
+                    "prefix": k.prefix,
+                    "created_at": k.created_at.unix_timestamp(),
+                    "last_used_at": k.last_used_at.map(|t| t.unix_timestamp()),
+                    "revoked_at": k.revoked_at.map(|t| t.unix_timestamp()),
+                })
+            })
+            .collect();
+        println!("{}", json!({ "org": org.slug, "keys": keys }));
+    } else {
+        for k in &keys {
+            let state = if k.revoked_at.is_some() {
+                "revoked"
+            } else {
+                "live"
+            };
+            println!(
+                "{}  {state}  created {}",
+                k.prefix,
+                crate::routes::format_time(&k.created_at)
+            );
+        }
     }
     Ok(())
 }
@@ -387,6 +587,10 @@ async fn demo(
         .context("cannot save a demo user")?;
         accounts.push((email, admin, password));
     }
+    let (_, issued) = OrgApiKey::create(conn, org.id)
+        .await
+        .context("cannot issue the demo API key")?;
+    let api_key = secret_token::reveal(&issued).to_owned();
     let base = settings.public_url.as_ref().map_or_else(
         || format!("http://{}", settings.bind),
         |u| u.as_str().trim_end_matches('/').to_owned(),
@@ -398,7 +602,8 @@ async fn demo(
             .collect();
         println!(
             "{}",
-            json!({ "org": { "id": org.id, "name": org.name, "slug": org.slug }, "users": users, "login_url": format!("{base}/login") })
+            json!({ "org": { "id": org.id, "name": org.name, "slug": org.slug }, "users": users,
+                    "login_url": format!("{base}/login"), "api_key": api_key })
         );
     } else {
         println!(
@@ -412,6 +617,11 @@ async fn demo(
             );
         }
         println!("Running `demo` again gives every demo account a new password.");
+        println!();
+        println!("Sign alice out everywhere, as her IdP would (Universal Logout):");
+        println!(
+            "  curl -i -X POST {base}/global-token-revocation -H 'Authorization: Bearer {api_key}' \\\n    -H 'Content-Type: application/json' -d '{{\"sub_id\":{{\"format\":\"email\",\"email\":\"alice@acme.test\"}}}}'"
+        );
     }
     Ok(())
 }

@@ -41,6 +41,10 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16, global = true)]
     pub database_pool_size: usize,
 
+    /// Least time between two re-fetches of an IdP's signing keys on an unknown key id.
+    #[arg(long, env = "JWKS_MIN_REFETCH", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub jwks_min_refetch: Duration,
+
     /// HTTP worker threads (default: one per CPU core).
     #[arg(long, env = "WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -57,6 +61,7 @@ impl Settings {
             session_idle_timeout: Duration::from_secs(12 * 3600),
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
             database_pool_size: 8,
+            jwks_min_refetch: Duration::from_secs(60),
             workers: Some(1),
         }
     }

@@ -20,6 +20,10 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("The service is briefly unavailable. Please try again in a moment.")]
     Unavailable(#[source] anyhow::Error),
     #[error("Something went wrong on our side. Please try again.")]
@@ -30,11 +34,12 @@ impl AppError {
     /// The machine-readable code used in JSON bodies.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::LoginRequired | Self::Unauthorized(_) => "unauthorized",
-            Self::BadRequest(_) => "invalid_request",
-            Self::Forbidden(_) => "forbidden",
+            Self::LoginRequired | Self::Unauthorized(_) => "invalid_token",
+            Self::BadRequest(_) | Self::PayloadTooLarge(_) => "invalid_request",
+            Self::Forbidden(_) => "access_denied",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::Unprocessable(_) => "unable_to_complete",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Unexpected(_) => "server_error",
         }
@@ -96,6 +101,8 @@ impl ResponseError for AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -173,6 +180,15 @@ impl ResponseError for ApiError {
                 "error": self.0.code(),
                 "error_description": self.0.to_string(),
             }))
+    }
+}
+
+impl From<crate::revocation::RevokeError> for AppError {
+    fn from(e: crate::revocation::RevokeError) -> Self {
+        match e {
+            crate::revocation::RevokeError::Replayed => Self::Unauthorized(e.to_string()),
+            crate::revocation::RevokeError::Database(e) => e.into(),
+        }
     }
 }
 

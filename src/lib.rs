@@ -9,6 +9,8 @@ pub mod error;
 pub mod flash;
 pub mod revocation;
 pub mod routes;
+pub mod secret_token;
 pub mod session_store;
 pub mod startup;
+pub mod sweeper;
 pub mod telemetry;

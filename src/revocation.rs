@@ -10,9 +10,11 @@ use diesel::{prelude::*, sql_types::Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
+use time::OffsetDateTime;
+
 use crate::db::{
     ids::{OrgId, SessionId, UserId},
-    models::{NewRevocation, Revocation, RevocationSource},
+    models::{AccessToken, NewRevocation, Revocation, RevocationSource, SeenJti},
     schema::sessions,
 };
 
@@ -26,6 +28,27 @@ pub struct Requester<'a> {
     /// An API key prefix, a JWT issuer and id, an admin's email, or `user`.
     pub actor: &'a str,
     pub request_id: Option<&'a str>,
+    /// The single-use JWT that asked, recorded in the revocation's own transaction: a replay is
+    /// refused, and a revocation that fails leaves the JWT usable for a retry.
+    pub single_use: Option<SingleUse<'a>>,
+}
+
+/// A JWT id that may be used once.
+#[derive(Clone, Copy, Debug)]
+pub struct SingleUse<'a> {
+    pub issuer: &'a str,
+    pub jti: &'a str,
+    /// Until when the JWT could be accepted (its `exp` plus leeway): kept that long.
+    pub remember_until: OffsetDateTime,
+}
+
+/// Why a revocation did not happen. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("this token was already used")]
+    Replayed,
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
 }
 
 /// What a revocation ended.
@@ -47,15 +70,17 @@ pub struct Notice {
     pub source: RevocationSource,
 }
 
-/// Ends every session and token of `user` in `org`, audits and announces it. Idempotent: a user
-/// with nothing left to end gets an audit row too. Todos are never touched.
+/// Ends every session and personal access token of `user` in `org`, audits and announces it.
+/// Idempotent: a user with nothing left to end gets an audit row too. Todos are never touched.
+/// IdP tokens obtained at SSO sign-in live only in the session's state, so they go with it.
 pub async fn revoke_user(
     conn: &mut AsyncPgConnection,
     org: OrgId,
     user: UserId,
     by: Requester<'_>,
-) -> QueryResult<Outcome> {
+) -> Result<Outcome, RevokeError> {
     conn.transaction(async |conn| {
+        use_once(conn, by).await?;
         let ended = diesel::delete(
             sessions::table
                 .filter(sessions::user_id.eq(user))
@@ -63,7 +88,8 @@ pub async fn revoke_user(
         )
         .execute(conn)
         .await?;
-        finish(conn, org, user, None, ended, by).await
+        let tokens = AccessToken::revoke_all_for_user(conn, user).await?;
+        Ok(finish(conn, org, user, None, ended, tokens, by).await?)
     })
     .await
 }
@@ -74,8 +100,9 @@ pub async fn revoke_session(
     org: OrgId,
     session: SessionId,
     by: Requester<'_>,
-) -> QueryResult<Option<Outcome>> {
+) -> Result<Option<Outcome>, RevokeError> {
     conn.transaction(async |conn| {
+        use_once(conn, by).await?;
         let owner: Option<Option<UserId>> = diesel::delete(
             sessions::table
                 .filter(sessions::public_id.eq(session))
@@ -86,13 +113,62 @@ pub async fn revoke_session(
         .await
         .optional()?;
         match owner {
-            Some(Some(user)) => finish(conn, org, user, Some(session), 1, by)
-                .await
-                .map(Some),
+            Some(Some(user)) => Ok(Some(
+                finish(conn, org, user, Some(session), 1, 0, by).await?,
+            )),
             _ => Ok(None),
         }
     })
     .await
+}
+
+/// Revokes one personal access token of `user`, audited; `false` when the user has no such live
+/// token. No session ends, so nothing is announced.
+pub async fn revoke_access_token(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    user: UserId,
+    token: uuid::Uuid,
+    by: Requester<'_>,
+) -> Result<bool, RevokeError> {
+    conn.transaction(async |conn| {
+        if !AccessToken::revoke_one(conn, user, token).await? {
+            return Ok(false);
+        }
+        Revocation::insert(conn, &audit_row(org, user, 0, 1, by)).await?;
+        Ok(true)
+    })
+    .await
+}
+
+fn audit_row<'a>(
+    org: OrgId,
+    user: UserId,
+    sessions_ended: usize,
+    tokens_revoked: usize,
+    by: Requester<'a>,
+) -> NewRevocation<'a> {
+    NewRevocation {
+        org_id: org,
+        user_id: Some(user),
+        source: by.source.as_str(),
+        actor: by.actor,
+        sessions_ended: i32::try_from(sessions_ended).unwrap_or(i32::MAX),
+        tokens_revoked: i32::try_from(tokens_revoked).unwrap_or(i32::MAX),
+        request_id: by.request_id,
+    }
+}
+
+/// Records the requester's single-use JWT id, refusing a replay.
+async fn use_once(conn: &mut AsyncPgConnection, by: Requester<'_>) -> Result<(), RevokeError> {
+    match by.single_use {
+        Some(once)
+            if !SeenJti::record(conn, once.issuer, once.jti, once.remember_until).await? =>
+        {
+            Err(RevokeError::Replayed)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The common tail of both revocations, inside their transaction: audit row and notification.
@@ -102,20 +178,12 @@ async fn finish(
     user: UserId,
     session: Option<SessionId>,
     sessions_ended: usize,
+    tokens_revoked: usize,
     by: Requester<'_>,
 ) -> QueryResult<Outcome> {
-    let tokens_revoked = 0; // personal access tokens arrive with the Universal Logout issue
     let row = Revocation::insert(
         conn,
-        &NewRevocation {
-            org_id: org,
-            user_id: Some(user),
-            source: by.source.as_str(),
-            actor: by.actor,
-            sessions_ended: i32::try_from(sessions_ended).unwrap_or(i32::MAX),
-            tokens_revoked,
-            request_id: by.request_id,
-        },
+        &audit_row(org, user, sessions_ended, tokens_revoked, by),
     )
     .await?;
     let notice = Notice {
@@ -134,6 +202,6 @@ async fn finish(
     Ok(Outcome {
         revocation_id: row.id,
         sessions_ended,
-        tokens_revoked: 0,
+        tokens_revoked,
     })
 }

@@ -183,32 +183,3 @@ impl SessionStore for PgSessionStore {
             .context("cannot delete the session")
     }
 }
-
-/// Deletes expired sessions every `every`, forever; spawned once per instance.
-pub async fn sweep_expired(pool: Pool, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        if let Err(e) = sweep_once(&pool).await {
-            tracing::warn!(error = %e, "sweeping expired sessions failed; will retry");
-        }
-    }
-}
-
-/// One sweep, in batches so a large backlog never holds long locks.
-pub async fn sweep_once(pool: &Pool) -> anyhow::Result<usize> {
-    let mut conn = pool.get().await?;
-    let mut total = 0;
-    loop {
-        let deleted =
-            SessionRecord::delete_expired(&mut conn, OffsetDateTime::now_utc(), 1000).await?;
-        total += deleted;
-        if deleted < 1000 {
-            break;
-        }
-    }
-    if total > 0 {
-        tracing::info!(deleted = total, "swept expired sessions");
-    }
-    Ok(total)
-}

@@ -21,7 +21,7 @@ use tracing_actix_web::TracingLogger;
 use url::Url;
 
 use crate::{
-    auth::csrf,
+    auth::{csrf, jwks::JwksCache},
     config::Settings,
     db::{
         self,
@@ -30,12 +30,15 @@ use crate::{
     error::AppError,
     flash::{self, FlashKey},
     routes,
-    session_store::{self, PgSessionStore},
+    session_store::PgSessionStore,
+    sweeper,
     telemetry::RequestSpan,
 };
 
-/// How often each instance deletes expired sessions.
+/// How often each instance deletes expired sessions and JWT ids.
 const SWEEP_EVERY: Duration = Duration::from_secs(300);
+/// How long fetching an IdP's discovery document or keys may take.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest form body accepted (sign-in, todos).
 const FORM_LIMIT: usize = 16 * 1024;
 
@@ -102,7 +105,7 @@ impl Application {
             );
         }
 
-        tokio::spawn(session_store::sweep_expired(pool.clone(), SWEEP_EVERY));
+        tokio::spawn(sweeper::run(pool.clone(), SWEEP_EVERY));
 
         let store = PgSessionStore::new(
             pool.clone(),
@@ -116,6 +119,7 @@ impl Application {
         let pool_data = web::Data::new(pool);
         let url_data = web::Data::new(public_url.clone());
         let flash_key = web::Data::new(FlashKey(key.clone()));
+        let jwks = web::Data::new(JwksCache::new(JWKS_TIMEOUT, settings.jwks_min_refetch));
 
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(store.clone(), key.clone())
@@ -138,6 +142,7 @@ impl Application {
                 .app_data(pool_data.clone())
                 .app_data(url_data.clone())
                 .app_data(flash_key.clone())
+                .app_data(jwks.clone())
                 .app_data(
                     web::FormConfig::default()
                         .limit(FORM_LIMIT)

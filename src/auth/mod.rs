@@ -2,16 +2,25 @@
 //! protection.
 
 pub mod csrf;
+pub mod jwks;
+pub mod jwt;
 pub mod password;
+
+use std::future::{Ready, ready};
 
 use actix_identity::IdentityExt as _;
 use actix_session::SessionExt as _;
-use actix_web::{FromRequest, HttpRequest, dev::Payload};
-use std::future::{Ready, ready};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    db::ids::{OrgId, SessionId, UserId},
-    error::AppError,
+    db::{
+        Pool,
+        ids::{OrgId, SessionId, UserId},
+        models::AccessToken,
+    },
+    error::{ApiError, AppError},
+    secret_token::{self, Kind},
     session_store::{META_KEY, SessionMeta},
 };
 
@@ -62,4 +71,54 @@ impl FromRequest for CurrentUser {
 pub struct Viewer {
     pub email: String,
     pub is_admin: bool,
+}
+
+/// The `Authorization: Bearer` credential of a request.
+pub fn bearer(req: &HttpRequest) -> Result<&str, AppError> {
+    let unauthorized = |m: &str| AppError::Unauthorized(m.to_owned());
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("an Authorization: Bearer credential is required"))?
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not readable"))?;
+    match value.split_once(' ') {
+        Some((scheme, credential))
+            if scheme.eq_ignore_ascii_case("bearer") && !credential.trim().is_empty() =>
+        {
+            Ok(credential.trim())
+        }
+        _ => Err(unauthorized("the Authorization scheme must be Bearer")),
+    }
+}
+
+/// The user of a JSON API request, authenticated by a personal access token.
+#[derive(Clone, Debug)]
+pub struct ApiUser {
+    pub id: UserId,
+    pub org_id: OrgId,
+}
+
+impl FromRequest for ApiUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let credential = bearer(req).map(str::to_owned);
+        let pool = req.app_data::<web::Data<Pool>>().cloned();
+        Box::pin(async move {
+            let refused = || AppError::Unauthorized("unknown or revoked access token".into());
+            let presented =
+                secret_token::parse(Kind::AccessToken, &credential?).ok_or_else(refused)?;
+            let pool = pool.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no pool")))?;
+            let mut conn = pool.get().await?;
+            let (token, org_id) = AccessToken::authenticate(&mut conn, &presented)
+                .await?
+                .ok_or_else(refused)?;
+            Ok(Self {
+                id: token.user_id,
+                org_id,
+            })
+        })
+    }
 }

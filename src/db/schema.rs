@@ -1,11 +1,39 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    access_tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    org_api_keys (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        prefix -> Text,
+        key_hash -> Bytea,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     orgs (id) {
         id -> Uuid,
         name -> Text,
         slug -> Text,
         created_at -> Timestamptz,
+        idp_issuer -> Nullable<Text>,
+        idp_client_id -> Nullable<Text>,
+        disabled_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -20,6 +48,14 @@ diesel::table! {
         tokens_revoked -> Int4,
         request_id -> Nullable<Text>,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    seen_jtis (issuer, jti) {
+        issuer -> Text,
+        jti -> Text,
+        expires_at -> Timestamptz,
     }
 }
 
@@ -66,9 +102,13 @@ diesel::table! {
         password_hash -> Nullable<Text>,
         is_admin -> Bool,
         created_at -> Timestamptz,
+        oidc_issuer -> Nullable<Text>,
+        oidc_subject -> Nullable<Text>,
     }
 }
 
+diesel::joinable!(access_tokens -> users (user_id));
+diesel::joinable!(org_api_keys -> orgs (org_id));
 diesel::joinable!(revocations -> orgs (org_id));
 diesel::joinable!(revocations -> users (user_id));
 diesel::joinable!(sessions -> orgs (org_id));
@@ -76,4 +116,14 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(todos -> users (user_id));
 diesel::joinable!(users -> orgs (org_id));
 
-diesel::allow_tables_to_appear_in_same_query!(orgs, revocations, sessions, settings, todos, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    access_tokens,
+    org_api_keys,
+    orgs,
+    revocations,
+    seen_jtis,
+    sessions,
+    settings,
+    todos,
+    users,
+);

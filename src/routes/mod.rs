@@ -1,9 +1,12 @@
 //! HTTP routes, one module per area; each exposes `config` and `startup` mounts them all.
 
+pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod global_token_revocation;
 pub mod health;
 pub mod todos;
+pub mod tokens;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -14,6 +17,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home))
         .configure(auth::config)
         .configure(todos::config)
+        .configure(tokens::config)
+        .configure(api::config)
+        .configure(global_token_revocation::config)
         .configure(health::config)
         .configure(assets::config);
 }
@@ -42,4 +48,12 @@ pub fn page(
         .with_status(status)
         .respond_to(req)
         .map_into_boxed_body()
+}
+
+/// A time as pages show it: `2026-11-25 16:57 UTC`.
+pub fn format_time(at: &time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_default()
 }

@@ -61,6 +61,142 @@ fn org_create_prints_the_org_as_json() {
     assert_eq!(org["name"], "Globex Corp");
     assert_eq!(org["slug"], "globex-corp");
     assert!(org["id"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
+    let key = org["api_key"]["key"].as_str().unwrap();
+    assert!(key.starts_with("ual_") && key.len() == 48);
+    assert_eq!(org["api_key"]["prefix"], &key[..12]);
+    assert_eq!(
+        count(
+            &db,
+            &format!("org_api_keys WHERE prefix = '{}'", &key[..12])
+        ),
+        1
+    );
+}
+
+async fn ual(app: &crate::helpers::TestApp, key: &str, email: &str) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(app.url("/global-token-revocation"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "sub_id": { "format": "email", "email": email } }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
+    let app = spawn_app().await;
+    let org = stdout_json(&ual_todo(
+        &app.db,
+        &["org", "create", "Acme", "--json"],
+        None,
+    ));
+    let first = org["api_key"]["key"].as_str().unwrap().to_owned();
+    ual_todo(
+        &app.db,
+        &["user", "create", "--org", "acme", "--email", "a@acme.test"],
+        None,
+    );
+
+    let second = stdout_json(&ual_todo(
+        &app.db,
+        &["key", "create", "--org", "acme", "--json"],
+        None,
+    ));
+    let second_key = second["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ual(&app, &first, "a@acme.test").await,
+        reqwest::StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        ual(&app, &second_key, "a@acme.test").await,
+        reqwest::StatusCode::NO_CONTENT
+    );
+
+    let revoked = stdout_json(&ual_todo(
+        &app.db,
+        &["key", "revoke", "--org", "acme", &first[..12], "--json"],
+        None,
+    ));
+    assert_eq!(revoked["prefix"], &first[..12]);
+    assert_eq!(
+        ual(&app, &first, "a@acme.test").await,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        ual(&app, &second_key, "a@acme.test").await,
+        reqwest::StatusCode::NO_CONTENT
+    );
+
+    let listed = stdout_json(&ual_todo(
+        &app.db,
+        &["key", "list", "--org", "acme", "--json"],
+        None,
+    ));
+    let keys = listed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        !listed.to_string().contains(&second_key[12..]),
+        "listing never shows a key"
+    );
+    assert_eq!(
+        keys.iter().filter(|k| k["revoked_at"].is_number()).count(),
+        1
+    );
+
+    let again = ual_todo(
+        &app.db,
+        &["key", "revoke", "--org", "acme", &first[..12]],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("no live API key with the prefix"));
+}
+
+#[test]
+fn set_idp_records_the_orgs_issuer_and_client() {
+    let db = TestDb::new();
+    ual_todo(&db, &["org", "create", "Acme"], None);
+
+    let idp = stdout_json(&ual_todo(
+        &db,
+        &[
+            "org",
+            "set-idp",
+            "acme",
+            "--issuer",
+            "https://acme.okta.com/",
+            "--client-id",
+            "0oa123",
+            "--json",
+        ],
+        None,
+    ));
+    let bad = ual_todo(
+        &db,
+        &[
+            "org",
+            "set-idp",
+            "acme",
+            "--issuer",
+            "not a url",
+            "--client-id",
+            "x",
+        ],
+        None,
+    );
+
+    assert_eq!(idp["issuer"], "https://acme.okta.com");
+    assert_eq!(idp["client_id"], "0oa123");
+    assert_eq!(
+        count(
+            &db,
+            "orgs WHERE idp_issuer = 'https://acme.okta.com' AND idp_client_id = '0oa123'"
+        ),
+        1
+    );
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 #[test]
@@ -245,6 +381,7 @@ async fn demo_seeds_acme_and_prints_working_logins() {
     let demo = stdout_json(&ual_todo(&app.db, &["demo", "--json"], None));
 
     assert_eq!(demo["org"]["slug"], "acme");
+    assert!(demo["api_key"].as_str().unwrap().starts_with("ual_"));
     let users = demo["users"].as_array().unwrap();
     assert_eq!(users.len(), 3);
     assert_eq!(users.iter().filter(|u| u["admin"] == true).count(), 1);

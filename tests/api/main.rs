@@ -4,6 +4,10 @@
 mod auth;
 mod cli;
 mod helpers;
+mod idp;
+mod migrations;
 mod pages;
 mod session_store;
 mod todos;
+mod tokens;
+mod ual;

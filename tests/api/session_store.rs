@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use ual_todo::{
     db::models::RevocationSource,
     revocation::{self, Requester},
-    session_store::{self, PgSessionStore},
+    session_store::PgSessionStore,
+    sweeper,
 };
 
 use crate::helpers::{TestApp, assert_is_redirect_to, count, spawn_app};
@@ -363,6 +364,7 @@ async fn requests_racing_a_revocation_cannot_keep_the_session() {
                 source: RevocationSource::Admin,
                 actor: "test",
                 request_id: None,
+                single_use: None,
             },
         )
         .await
@@ -399,9 +401,9 @@ async fn the_sweeper_deletes_only_expired_sessions() {
         ),
     );
 
-    let swept = session_store::sweep_once(&app.pool).await.unwrap();
+    let swept = sweeper::sweep_once(&app.pool).await.unwrap();
 
-    assert_eq!(swept, 1);
+    assert_eq!(swept.sessions, 1);
     assert_eq!(count(&app.db, "sessions"), 1);
     assert_eq!(live.get("/todos").await.status(), StatusCode::OK);
 }

@@ -12,6 +12,11 @@ pub struct Org {
     pub name: String,
     pub slug: String,
     pub created_at: OffsetDateTime,
+    /// The issuer whose signed JWTs may call Universal Logout for this org.
+    pub idp_issuer: Option<String>,
+    /// The app's client id at that issuer (the `sub` of its Universal Logout JWTs).
+    pub idp_client_id: Option<String>,
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
 /// A tenant to insert.
@@ -39,6 +44,51 @@ impl Org {
             .first(conn)
             .await
             .optional()
+    }
+
+    /// The org whose IdP is `issuer` with the app registered as `client_id`.
+    pub async fn find_by_idp(
+        conn: &mut AsyncPgConnection,
+        issuer: &str,
+        client_id: &str,
+    ) -> QueryResult<Option<Org>> {
+        orgs::table
+            .filter(orgs::idp_issuer.eq(issuer))
+            .filter(orgs::idp_client_id.eq(client_id))
+            .select(Org::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// Sets (or, with `None`, clears) the org's IdP.
+    pub async fn set_idp(
+        conn: &mut AsyncPgConnection,
+        id: OrgId,
+        idp: Option<(&str, &str)>,
+    ) -> QueryResult<Org> {
+        diesel::update(orgs::table.find(id))
+            .set((
+                orgs::idp_issuer.eq(idp.map(|(issuer, _)| issuer)),
+                orgs::idp_client_id.eq(idp.map(|(_, client)| client)),
+            ))
+            .returning(Org::as_returning())
+            .get_result(conn)
+            .await
+    }
+
+    /// Disables or re-enables the org: a disabled org's credentials may do nothing.
+    pub async fn set_disabled(
+        conn: &mut AsyncPgConnection,
+        id: OrgId,
+        disabled: bool,
+    ) -> QueryResult<()> {
+        let at = disabled.then(OffsetDateTime::now_utc);
+        diesel::update(orgs::table.find(id))
+            .set(orgs::disabled_at.eq(at))
+            .execute(conn)
+            .await
+            .map(drop)
     }
 
     pub async fn find_by_slug(

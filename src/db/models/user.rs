@@ -22,6 +22,9 @@ pub struct User {
     pub password_hash: Option<String>,
     pub is_admin: bool,
     pub created_at: OffsetDateTime,
+    /// The user's identity at the org's IdP, once known.
+    pub oidc_issuer: Option<String>,
+    pub oidc_subject: Option<String>,
 }
 
 impl std::fmt::Debug for User {
@@ -97,6 +100,55 @@ impl User {
             .select((User::as_select(), orgs::slug))
             .load(conn)
             .await
+    }
+
+    /// The user of `org` known to `issuer` as `subject`.
+    pub async fn find_by_oidc(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+        issuer: &str,
+        subject: &str,
+    ) -> QueryResult<Option<User>> {
+        users::table
+            .filter(users::org_id.eq(org))
+            .filter(users::oidc_issuer.eq(issuer))
+            .filter(users::oidc_subject.eq(subject))
+            .select(User::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// The user of `org` with this id (another org's user is "not found").
+    pub async fn find_in_org(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+        id: UserId,
+    ) -> QueryResult<Option<User>> {
+        users::table
+            .filter(users::org_id.eq(org))
+            .filter(users::id.eq(id))
+            .select(User::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// Links the user to their identity at the org's IdP.
+    pub async fn set_oidc_identity(
+        conn: &mut AsyncPgConnection,
+        id: UserId,
+        issuer: &str,
+        subject: &str,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::oidc_issuer.eq(issuer),
+                users::oidc_subject.eq(subject),
+            ))
+            .execute(conn)
+            .await
+            .map(drop)
     }
 
     pub async fn set_password_hash(

@@ -29,6 +29,7 @@ pub async fn logout(
                 source: RevocationSource::SelfService,
                 actor: "user",
                 request_id: Some(&request_id),
+                single_use: None,
             },
         )
         .await?;

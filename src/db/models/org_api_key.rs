@@ -1,0 +1,103 @@
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use time::OffsetDateTime;
+
+use crate::{
+    db::{ids::OrgId, schema::org_api_keys},
+    secret_token::{self, Issued, Kind, Presented},
+};
+
+/// `last_used_at` is written at most this often per key.
+const TOUCH_EVERY: time::Duration = time::Duration::minutes(1);
+
+/// A key an IdP uses to call Universal Logout for one org. Holds no secret: only its hash.
+#[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = org_api_keys, check_for_backend(diesel::pg::Pg))]
+pub struct OrgApiKey {
+    pub id: uuid::Uuid,
+    pub org_id: OrgId,
+    pub prefix: String,
+    pub key_hash: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl OrgApiKey {
+    /// Issues a key for the org; the returned secret is the only copy.
+    pub async fn create(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+    ) -> QueryResult<(OrgApiKey, Issued)> {
+        let issued = secret_token::issue(Kind::OrgApiKey);
+        let key = diesel::insert_into(org_api_keys::table)
+            .values((
+                org_api_keys::org_id.eq(org),
+                org_api_keys::prefix.eq(&issued.prefix),
+                org_api_keys::key_hash.eq(&issued.hash[..]),
+            ))
+            .returning(OrgApiKey::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok((key, issued))
+    }
+
+    /// The live key a caller presented: looked up by prefix, hash compared in constant time.
+    pub async fn authenticate(
+        conn: &mut AsyncPgConnection,
+        presented: &Presented,
+    ) -> QueryResult<Option<OrgApiKey>> {
+        let key: Option<OrgApiKey> = org_api_keys::table
+            .filter(org_api_keys::prefix.eq(&presented.prefix))
+            .select(OrgApiKey::as_select())
+            .first(conn)
+            .await
+            .optional()?;
+        let Some(key) = key.filter(|k| secret_token::matches(&k.key_hash, presented)) else {
+            return Ok(None);
+        };
+        if key.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let now = OffsetDateTime::now_utc();
+        if key.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY) {
+            diesel::update(org_api_keys::table.find(key.id))
+                .set(org_api_keys::last_used_at.eq(now))
+                .execute(conn)
+                .await?;
+        }
+        Ok(Some(key))
+    }
+
+    /// The org's keys, newest first, revoked ones included.
+    pub async fn list_for_org(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+    ) -> QueryResult<Vec<OrgApiKey>> {
+        org_api_keys::table
+            .filter(org_api_keys::org_id.eq(org))
+            .order(org_api_keys::created_at.desc())
+            .select(OrgApiKey::as_select())
+            .load(conn)
+            .await
+    }
+
+    /// Revokes the org's key with this prefix; `None` when the org has no live key by that prefix.
+    pub async fn revoke(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+        prefix: &str,
+    ) -> QueryResult<Option<OrgApiKey>> {
+        diesel::update(
+            org_api_keys::table
+                .filter(org_api_keys::org_id.eq(org))
+                .filter(org_api_keys::prefix.eq(prefix))
+                .filter(org_api_keys::revoked_at.is_null()),
+        )
+        .set(org_api_keys::revoked_at.eq(OffsetDateTime::now_utc()))
+        .returning(OrgApiKey::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+    }
+}

@@ -1,0 +1,148 @@
+//! `POST /global-token-revocation`: Universal Logout (draft-parecki-oauth-global-token-revocation).
+//! An identity provider names a user; every session and token of that user ends before the 204.
+//!
+//! Checks run in Okta's order: 401 credential, 403 permission, 400 request, 413 size,
+//! 404 user, 422 revocation failed, 204 done. Errors are `{"error", "error_description"}`.
+
+mod credential;
+pub mod subject;
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::header::{self, CONTENT_LENGTH},
+    web,
+};
+use futures_util::StreamExt as _;
+use tracing_actix_web::RequestId;
+
+use crate::{
+    auth::{self, jwks::JwksCache},
+    db::{Pool, models::RevocationSource},
+    error::{ApiError, AppError},
+    revocation::{self, Requester, RevokeError},
+    startup::PublicUrl,
+};
+
+pub use credential::{JWT_TYPES, MAX_JWT_LIFETIME};
+
+/// The route, also the `aud` a Universal Logout JWT must carry (after `PUBLIC_URL`).
+pub const PATH: &str = "/global-token-revocation";
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource(PATH)
+            .route(web::post().to(global_token_revocation))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "POST"))
+        .json(serde_json::json!({
+            "error": "invalid_request",
+            "error_description": "use POST",
+        }))
+}
+
+/// Handles one Universal Logout request.
+#[tracing::instrument(skip_all, fields(org, user))]
+async fn global_token_revocation(
+    req: HttpRequest,
+    payload: web::Payload,
+    pool: web::Data<Pool>,
+    jwks: web::Data<JwksCache>,
+    public_url: web::Data<PublicUrl>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    let credential = auth::bearer(&req)?;
+    let caller = {
+        let mut conn = pool.get().await?;
+        credential::authenticate(&mut conn, credential, &jwks, &public_url.join(PATH)).await?
+    };
+    tracing::Span::current().record("org", caller.org.slug.as_str());
+    if caller.org.disabled_at.is_some() {
+        return Err(AppError::Forbidden("this organisation is disabled".into()).into());
+    }
+    require_json(&req)?;
+    let body = read_body(&req, payload).await?;
+    let subject = subject::parse(&body)?;
+
+    let mut conn = pool.get().await?;
+    let user = subject::resolve(&mut conn, &caller.org, &subject).await?;
+    tracing::Span::current().record("user", tracing::field::display(user.id));
+    let request_id = request_id.to_string();
+    let requester = Requester {
+        source: RevocationSource::Ual,
+        actor: &caller.actor,
+        request_id: Some(&request_id),
+        single_use: caller.single_use(),
+    };
+    let outcome = revocation::revoke_user(&mut conn, caller.org.id, user.id, requester)
+        .await
+        .map_err(|e| match e {
+            RevokeError::Replayed => {
+                AppError::Unauthorized("this JWT was already used (jti)".into())
+            }
+            RevokeError::Database(e) => match AppError::from(e) {
+                unavailable @ AppError::Unavailable(_) => unavailable,
+                other => {
+                    tracing::error!(error = %other, "Universal Logout could not complete");
+                    AppError::Unprocessable(
+                        "the user's sessions could not be ended; nothing was changed, try again"
+                            .into(),
+                    )
+                }
+            },
+        })?;
+    tracing::info!(
+        sessions_ended = outcome.sessions_ended,
+        tokens_revoked = outcome.tokens_revoked,
+        "Universal Logout"
+    );
+    Ok(HttpResponse::NoContent()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+fn require_json(req: &HttpRequest) -> Result<(), AppError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(AppError::BadRequest(
+            "the body must be JSON, sent with Content-Type: application/json".into(),
+        ))
+    }
+}
+
+/// The body, up to [`MAX_BODY_BYTES`]; larger is refused before it is read in full.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, AppError> {
+    let too_large =
+        || AppError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"));
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| AppError::BadRequest(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -1,0 +1,58 @@
+//! Periodic clean-up: expired sessions and JWT ids past their expiry. Every instance runs it;
+//! the deletes are idempotent, so instances do not need to coordinate.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::db::{
+    Pool,
+    models::{SeenJti, SessionRecord},
+};
+
+/// Rows deleted per statement, so a large backlog never holds long locks.
+const BATCH: i64 = 1000;
+
+/// What one sweep deleted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub sessions: usize,
+    pub jtis: usize,
+}
+
+/// Sweeps every `every`, forever; spawned once per instance.
+pub async fn run(pool: Pool, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep_once(&pool).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "sweeping expired rows failed; will retry"
+            );
+        }
+    }
+}
+
+/// One sweep.
+pub async fn sweep_once(pool: &Pool) -> anyhow::Result<Swept> {
+    let mut conn = pool.get().await?;
+    let mut swept = Swept::default();
+    loop {
+        let deleted =
+            SessionRecord::delete_expired(&mut conn, OffsetDateTime::now_utc(), BATCH).await?;
+        swept.sessions += deleted;
+        if deleted < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+            break;
+        }
+    }
+    swept.jtis = SeenJti::delete_expired(&mut conn, OffsetDateTime::now_utc()).await?;
+    if swept != Swept::default() {
+        tracing::info!(
+            sessions = swept.sessions,
+            jtis = swept.jtis,
+            "swept expired rows"
+        );
+    }
+    Ok(swept)
+}

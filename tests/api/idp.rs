@@ -1,0 +1,129 @@
+//! A fake identity provider for tests: serves an OpenID discovery document and a JWKS over real
+//! HTTP, and signs JWTs with test keys (tests/fixtures/keys).
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk, jwk::JwkSet};
+use serde_json::{Value, json};
+
+const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
+
+/// A signing key of the fake IdP.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub key: EncodingKey,
+}
+
+/// Reads a test key: `rsa`, `rsa-other`, `ec` or `ed25519`.
+pub fn signing_key(file: &str, kid: &str, alg: Algorithm) -> SigningKey {
+    let pem = std::fs::read(format!("{KEYS}/{file}.pem")).unwrap();
+    let key = match alg {
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+        _ => EncodingKey::from_rsa_pem(&pem),
+    }
+    .unwrap();
+    SigningKey {
+        kid: kid.to_owned(),
+        alg,
+        key,
+    }
+}
+
+/// The public part of the RSA test key, PEM-encoded (what an HS256 forgery would use as secret).
+pub fn rsa_public_pem() -> Vec<u8> {
+    std::fs::read(format!("{KEYS}/rsa.pub.pem")).unwrap()
+}
+
+struct State {
+    issuer: String,
+    published: Mutex<JwkSet>,
+    fetches: AtomicUsize,
+}
+
+/// The running fake IdP.
+pub struct TestIdp {
+    pub issuer: String,
+    state: Arc<State>,
+}
+
+impl TestIdp {
+    /// Starts an IdP publishing `keys`.
+    pub async fn start(keys: &[&SigningKey]) -> TestIdp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let state = Arc::new(State {
+            issuer: issuer.clone(),
+            published: Mutex::new(JwkSet { keys: vec![] }),
+            fetches: AtomicUsize::new(0),
+        });
+        let data = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(discovery),
+                )
+                .route("/jwks", web::get().to(jwks))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        let idp = TestIdp { issuer, state };
+        idp.publish(keys);
+        idp
+    }
+
+    /// Replaces the published key set (a key rotation).
+    pub fn publish(&self, keys: &[&SigningKey]) {
+        let keys = keys
+            .iter()
+            .map(|k| {
+                let mut jwk = Jwk::from_encoding_key(&k.key, k.alg).unwrap();
+                jwk.common.key_id = Some(k.kid.clone());
+                jwk
+            })
+            .collect();
+        *self.state.published.lock().unwrap() = JwkSet { keys };
+    }
+
+    /// How many times the JWKS was fetched.
+    pub fn fetches(&self) -> usize {
+        self.state.fetches.load(Ordering::SeqCst)
+    }
+}
+
+async fn discovery(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "issuer": state.issuer,
+        "jwks_uri": format!("{}/jwks", state.issuer),
+    }))
+}
+
+async fn jwks(state: web::Data<State>) -> HttpResponse {
+    state.fetches.fetch_add(1, Ordering::SeqCst);
+    let set = state.published.lock().unwrap().clone();
+    HttpResponse::Ok().json(set)
+}
+
+/// Signs `claims` with `key`, with the JOSE header `typ` given (or none).
+pub fn sign(key: &SigningKey, typ: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(key.alg);
+    header.kid = Some(key.kid.clone());
+    header.typ = typ.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &key.key).unwrap()
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
