@@ -68,6 +68,11 @@ pub struct Notice {
     /// Set when a single session ended; otherwise every session of the user did.
     pub session_id: Option<SessionId>,
     pub source: RevocationSource,
+    /// Who asked, as the audit log has it (cut to 200 characters).
+    pub actor: String,
+    pub sessions_ended: usize,
+    /// When it happened, in Unix milliseconds.
+    pub at_ms: i64,
 }
 
 /// Ends every session and personal access token of `user` in `org`, audits and announces it.
@@ -192,6 +197,9 @@ async fn finish(
         user_id: user,
         session_id: session,
         source: by.source,
+        actor: by.actor.chars().take(200).collect(),
+        sessions_ended,
+        at_ms: i64::try_from(row.created_at.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
     };
     let payload = serde_json::to_string(&notice).expect("a Notice always serializes");
     diesel::sql_query("SELECT pg_notify($1, $2)")

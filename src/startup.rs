@@ -29,6 +29,7 @@ use crate::{
     },
     error::AppError,
     flash::{self, FlashKey},
+    live::{self, Hub},
     routes,
     session_store::PgSessionStore,
     sweeper,
@@ -62,6 +63,7 @@ impl PublicUrl {
 pub struct Application {
     port: u16,
     public_url: PublicUrl,
+    hub: std::sync::Arc<Hub>,
     server: Server,
 }
 
@@ -106,6 +108,8 @@ impl Application {
         }
 
         tokio::spawn(sweeper::run(pool.clone(), SWEEP_EVERY));
+        let hub = Hub::new();
+        tokio::spawn(live::listen(hub.clone(), settings.database_url.clone(), pool.clone()));
 
         let store = PgSessionStore::new(
             pool.clone(),
@@ -120,6 +124,7 @@ impl Application {
         let url_data = web::Data::new(public_url.clone());
         let flash_key = web::Data::new(FlashKey(key.clone()));
         let jwks = web::Data::new(JwksCache::new(JWKS_TIMEOUT, settings.jwks_min_refetch));
+        let hub_data = web::Data::from(hub.clone());
 
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(store.clone(), key.clone())
@@ -143,6 +148,7 @@ impl Application {
                 .app_data(url_data.clone())
                 .app_data(flash_key.clone())
                 .app_data(jwks.clone())
+                .app_data(hub_data.clone())
                 .app_data(
                     web::FormConfig::default()
                         .limit(FORM_LIMIT)
@@ -178,6 +184,7 @@ impl Application {
         Ok(Self {
             port: address.port(),
             public_url,
+            hub,
             server,
         })
     }
@@ -185,6 +192,11 @@ impl Application {
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The instance's live-logout hub (open streams, listening state).
+    pub fn hub(&self) -> std::sync::Arc<Hub> {
+        self.hub.clone()
     }
 
     /// Where the app is reached.

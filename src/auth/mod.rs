@@ -17,7 +17,7 @@ use crate::{
     db::{
         Pool,
         ids::{OrgId, SessionId, UserId},
-        models::AccessToken,
+        models::{AccessToken, User},
     },
     error::{ApiError, AppError},
     secret_token::{self, Kind},
@@ -53,6 +53,7 @@ impl CurrentUser {
         Viewer {
             email: self.email.clone(),
             is_admin: self.is_admin,
+            session_id: self.session_id,
         }
     }
 }
@@ -71,6 +72,39 @@ impl FromRequest for CurrentUser {
 pub struct Viewer {
     pub email: String,
     pub is_admin: bool,
+    /// Names the page's live-logout worker, so each session gets its own.
+    pub session_id: SessionId,
+}
+
+/// A signed-in admin, acting on their own org only. The role is read from the database on every
+/// request, so a demoted admin loses access at once; others get 403, anonymous visitors the
+/// sign-in page.
+#[derive(Clone, Debug)]
+pub struct AdminUser(pub CurrentUser);
+
+impl FromRequest for AdminUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request_parts(req);
+        let pool = req.app_data::<web::Data<Pool>>().cloned();
+        Box::pin(async move {
+            let mut user = user.ok_or(AppError::LoginRequired)?;
+            let pool = pool.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no pool")))?;
+            let mut conn = pool.get().await?;
+            let row = User::find_in_org(&mut conn, user.org_id, user.id).await?;
+            match row {
+                Some(row) if row.is_admin => {
+                    user.is_admin = true;
+                    Ok(AdminUser(user))
+                }
+                _ => Err(AppError::Forbidden(
+                    "This page is for your organisation's administrators.".into(),
+                )),
+            }
+        })
+    }
 }
 
 /// The `Authorization: Bearer` credential of a request.

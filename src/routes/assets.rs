@@ -4,6 +4,10 @@ use actix_web::{HttpResponse, http::header, web};
 
 const APP_CSS: &str = include_str!("../../static/css/app.css");
 const FAVICON: &str = include_str!("../../static/favicon.svg");
+const LIVE_JS: &str = include_str!("../../static/js/live.js");
+const LIVE_WORKER_JS: &str = include_str!("../../static/js/live-worker.js");
+const ADMIN_JS: &str = include_str!("../../static/js/admin.js");
+const JS: &str = "text/javascript; charset=utf-8";
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -13,7 +17,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route(
         "/static/favicon.svg",
         web::get().to(|| asset(FAVICON, "image/svg+xml")),
-    );
+    )
+    .route("/static/js/live.js", web::get().to(|| asset(LIVE_JS, JS)))
+    .route("/static/js/live-worker.js", web::get().to(|| asset(LIVE_WORKER_JS, JS)))
+    .route("/static/js/admin.js", web::get().to(|| asset(ADMIN_JS, JS)));
 }
 
 async fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {

@@ -1,8 +1,10 @@
 //! HTTP routes, one module per area; each exposes `config` and `startup` mounts them all.
 
+pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod events;
 pub mod global_token_revocation;
 pub mod health;
 pub mod todos;
@@ -19,6 +21,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(todos::config)
         .configure(tokens::config)
         .configure(api::config)
+        .configure(events::config)
+        .configure(admin::config)
         .configure(global_token_revocation::config)
         .configure(health::config)
         .configure(assets::config);

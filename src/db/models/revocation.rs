@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use crate::db::{
     ids::{OrgId, UserId},
-    schema::revocations,
+    schema::{revocations, users},
 };
 
 /// Who asked for sessions to end.
@@ -23,6 +23,24 @@ pub enum RevocationSource {
 }
 
 impl RevocationSource {
+    /// Every source, in the order filters list them.
+    pub const ALL: [RevocationSource; 4] = [Self::Ual, Self::Admin, Self::Backchannel, Self::SelfService];
+
+    /// The source stored as `value`.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
+    /// How pages name the source: "signed out by …".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ual => "Universal Logout",
+            Self::Backchannel => "IdP back-channel logout",
+            Self::Admin => "an administrator",
+            Self::SelfService => "the user",
+        }
+    }
+
     /// The value stored in `revocations.source`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,18 +92,38 @@ impl Revocation {
             .await
     }
 
-    /// The org's most recent revocations, newest first.
-    pub async fn recent_for_org(
+    /// A page of the org's audit log, newest first, with each user's email; optionally only
+    /// one user's or one source's rows. Returns `limit` rows at most.
+    pub async fn page_for_org(
         conn: &mut AsyncPgConnection,
         org: OrgId,
+        filter: &AuditFilter,
+        offset: i64,
         limit: i64,
-    ) -> QueryResult<Vec<Revocation>> {
-        revocations::table
+    ) -> QueryResult<Vec<(Revocation, Option<String>)>> {
+        let mut query = revocations::table
+            .left_join(users::table)
             .filter(revocations::org_id.eq(org))
+            .into_boxed();
+        if let Some(user) = filter.user {
+            query = query.filter(revocations::user_id.eq(user));
+        }
+        if let Some(source) = filter.source {
+            query = query.filter(revocations::source.eq(source.as_str()));
+        }
+        query
             .order(revocations::id.desc())
+            .offset(offset)
             .limit(limit)
-            .select(Revocation::as_select())
+            .select((Revocation::as_select(), users::email.nullable()))
             .load(conn)
             .await
     }
+}
+
+/// Which audit rows to show.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuditFilter {
+    pub user: Option<UserId>,
+    pub source: Option<RevocationSource>,
 }

@@ -33,6 +33,18 @@ pub struct LiveSession {
     pub last_seen_at: OffsetDateTime,
 }
 
+/// A session as the admin dashboard lists it: no state, no key hash.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct SessionSummary {
+    pub public_id: SessionId,
+    pub user_id: Option<UserId>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+}
+
 /// A session row to insert.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = sessions)]
@@ -135,6 +147,34 @@ impl SessionRecord {
         .bind::<diesel::sql_types::BigInt, _>(batch)
         .execute(conn)
         .await
+    }
+
+    /// Which of these sessions still exist and have not expired.
+    pub async fn live_among(
+        conn: &mut AsyncPgConnection,
+        ids: &[SessionId],
+    ) -> QueryResult<Vec<SessionId>> {
+        sessions::table
+            .filter(sessions::public_id.eq_any(ids))
+            .filter(sessions::expires_at.gt(diesel::dsl::now))
+            .select(sessions::public_id)
+            .load(conn)
+            .await
+    }
+
+    /// The org's live signed-in sessions, most recent first.
+    pub async fn live_for_org(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+    ) -> QueryResult<Vec<SessionSummary>> {
+        sessions::table
+            .filter(sessions::org_id.eq(org))
+            .filter(sessions::user_id.is_not_null())
+            .filter(sessions::expires_at.gt(diesel::dsl::now))
+            .order(sessions::created_at.desc())
+            .select(SessionSummary::as_select())
+            .load(conn)
+            .await
     }
 
     /// How many live sessions the user has.

@@ -163,6 +163,16 @@ impl User {
             .map(drop)
     }
 
+    /// The org's users, by email.
+    pub async fn list_for_org(conn: &mut AsyncPgConnection, org: OrgId) -> QueryResult<Vec<User>> {
+        users::table
+            .filter(users::org_id.eq(org))
+            .order(users::email)
+            .select(User::as_select())
+            .load(conn)
+            .await
+    }
+
     pub async fn count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
         users::table.count().get_result(conn).await
     }

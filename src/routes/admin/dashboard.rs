@@ -1,0 +1,211 @@
+//! The dashboard: the org's users and their live sessions, updated live; sign-out buttons.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use tracing_actix_web::RequestId;
+
+use crate::{
+    auth::{AdminUser, Viewer},
+    db::{
+        Pool,
+        ids::{SessionId, UserId},
+        models::{
+            Org, Revocation, RevocationSource, SessionRecord, User, revocation::AuditFilter,
+            session::SessionSummary,
+        },
+    },
+    device,
+    error::{ApiError, AppError},
+    flash::{self, Flash},
+    live::{Feed, Hub},
+    revocation::{self, Requester},
+    routes::{events, format_time, page},
+    startup::PublicUrl,
+};
+
+/// Revocations shown in the dashboard's feed.
+const FEED_LENGTH: i64 = 15;
+
+/// A user's row.
+pub struct UserRow {
+    pub id: UserId,
+    pub email: String,
+    pub is_admin: bool,
+    pub sessions: Vec<SessionRow>,
+}
+
+/// One live session of a user.
+pub struct SessionRow {
+    pub id: SessionId,
+    pub device: String,
+    pub ip: String,
+    pub signed_in: String,
+    pub last_seen: String,
+    /// The admin's own session.
+    pub is_current: bool,
+}
+
+/// One revocation in the feed.
+pub struct FeedRow {
+    pub at: String,
+    pub email: String,
+    pub source: String,
+    pub actor: String,
+    pub sessions_ended: i32,
+}
+
+impl FeedRow {
+    pub fn new(revocation: &Revocation, email: Option<String>) -> FeedRow {
+        FeedRow {
+            at: format_time(&revocation.created_at),
+            email: email.unwrap_or_else(|| "(deleted user)".into()),
+            source: RevocationSource::parse(&revocation.source)
+                .map_or(revocation.source.clone(), |s| s.label().to_owned()),
+            actor: revocation.actor.clone(),
+            sessions_ended: revocation.sessions_ended,
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/dashboard.html")]
+pub struct DashboardPage {
+    pub viewer: Option<Viewer>,
+    pub flash: Option<Flash>,
+    /// Which admin tab is current.
+    pub section: &'static str,
+    pub org: Org,
+    pub users: Vec<UserRow>,
+    pub session_count: usize,
+    pub feed: Vec<FeedRow>,
+    pub endpoint: String,
+}
+
+/// `GET /admin`.
+pub async fn dashboard(
+    req: HttpRequest,
+    admin: AdminUser,
+    pool: web::Data<Pool>,
+    public_url: web::Data<PublicUrl>,
+) -> Result<HttpResponse, AppError> {
+    let AdminUser(admin) = admin;
+    let mut conn = pool.get().await?;
+    let org = Org::find(&mut conn, admin.org_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("Your organisation no longer exists.".into()))?;
+    let users = User::list_for_org(&mut conn, org.id).await?;
+    let sessions = SessionRecord::live_for_org(&mut conn, org.id).await?;
+    let feed = Revocation::page_for_org(&mut conn, org.id, &AuditFilter::default(), 0, FEED_LENGTH).await?;
+    drop(conn);
+
+    let session_count = sessions.len();
+    let mut by_user: HashMap<UserId, Vec<SessionRow>> = HashMap::new();
+    for session in sessions {
+        let SessionSummary { public_id, user_id, user_agent, ip, created_at, last_seen_at } = session;
+        let Some(user) = user_id else { continue };
+        by_user.entry(user).or_default().push(SessionRow {
+            id: public_id,
+            device: device::describe(user_agent.as_deref()),
+            ip: ip.unwrap_or_default(),
+            signed_in: format_time(&created_at),
+            last_seen: format_time(&last_seen_at),
+            is_current: public_id == admin.session_id,
+        });
+    }
+    let users = users
+        .into_iter()
+        .map(|u| UserRow {
+            sessions: by_user.remove(&u.id).unwrap_or_default(),
+            id: u.id,
+            email: u.email,
+            is_admin: u.is_admin,
+        })
+        .collect();
+    let dashboard = DashboardPage {
+        viewer: Some(admin.viewer()),
+        section: "dashboard",
+        flash: Flash::from_request(&req),
+        endpoint: public_url.join(crate::routes::global_token_revocation::PATH),
+        org,
+        users,
+        session_count,
+        feed: feed.into_iter().map(|(r, email)| FeedRow::new(&r, email)).collect(),
+    };
+    Ok(page(&req, StatusCode::OK, dashboard))
+}
+
+/// `GET /admin/events`: the org's revocations and sign-ins, live.
+pub async fn events(
+    req: HttpRequest,
+    admin: Result<AdminUser, AppError>,
+    hub: web::Data<Hub>,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, ApiError> {
+    let AdminUser(admin) = admin.map_err(|e| match e {
+        AppError::LoginRequired => AppError::Unauthorized("not signed in".into()),
+        other => other,
+    })?;
+    events::stream(&req, &admin, Feed::Admin, hub.into_inner(), &pool).await
+}
+
+fn actor(admin: &AdminUser) -> String {
+    format!("admin {}", admin.0.email)
+}
+
+/// `POST /admin/users/{id}/logout`: "Log out everywhere", through the one revocation path.
+pub async fn log_out_user(
+    req: HttpRequest,
+    admin: AdminUser,
+    path: web::Path<String>,
+    pool: web::Data<Pool>,
+    request_id: RequestId,
+) -> Result<HttpResponse, AppError> {
+    let not_found = || AppError::NotFound("There is no such user in your organisation.".into());
+    let id: UserId = path.parse().map_err(|_| not_found())?;
+    let mut conn = pool.get().await?;
+    let user = User::find_in_org(&mut conn, admin.0.org_id, id).await?.ok_or_else(not_found)?;
+    let (actor, request_id) = (actor(&admin), request_id.to_string());
+    let by = Requester {
+        source: RevocationSource::Admin,
+        actor: &actor,
+        request_id: Some(&request_id),
+        single_use: None,
+    };
+    let outcome = revocation::revoke_user(&mut conn, admin.0.org_id, user.id, by).await?;
+    let message = format!(
+        "Signed {} out everywhere: {} session{} ended, {} token{} revoked.",
+        user.email,
+        outcome.sessions_ended,
+        if outcome.sessions_ended == 1 { "" } else { "s" },
+        outcome.tokens_revoked,
+        if outcome.tokens_revoked == 1 { "" } else { "s" },
+    );
+    Ok(flash::redirect(&req, "/admin", Flash::info(message)))
+}
+
+/// `POST /admin/sessions/{id}/logout`: "End session".
+pub async fn end_session(
+    req: HttpRequest,
+    admin: AdminUser,
+    path: web::Path<String>,
+    pool: web::Data<Pool>,
+    request_id: RequestId,
+) -> Result<HttpResponse, AppError> {
+    let not_found = || AppError::NotFound("There is no such session in your organisation: it may have ended already.".into());
+    let id: SessionId = path.parse().map_err(|_| not_found())?;
+    let (actor, request_id) = (actor(&admin), request_id.to_string());
+    let by = Requester {
+        source: RevocationSource::Admin,
+        actor: &actor,
+        request_id: Some(&request_id),
+        single_use: None,
+    };
+    let mut conn = pool.get().await?;
+    revocation::revoke_session(&mut conn, admin.0.org_id, id, by)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(flash::redirect(&req, "/admin", Flash::info("Session ended.")))
+}

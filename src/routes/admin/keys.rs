@@ -1,0 +1,142 @@
+//! `/admin/keys`: the org's Universal Logout API keys and identity-provider settings.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+
+use crate::{
+    auth::{AdminUser, Viewer},
+    db::{
+        Pool,
+        models::{Org, OrgApiKey},
+    },
+    error::{AppError, is_unique_violation},
+    flash::{self, Flash},
+    routes::page,
+    secret_token,
+    startup::PublicUrl,
+};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/keys.html")]
+pub struct KeysPage {
+    pub viewer: Option<Viewer>,
+    pub flash: Option<Flash>,
+    /// Which admin tab is current.
+    pub section: &'static str,
+    pub org: Org,
+    pub keys: Vec<OrgApiKey>,
+    /// A key just created: shown this once.
+    pub new_key: Option<String>,
+    pub endpoint: String,
+}
+
+async fn render(
+    req: &HttpRequest,
+    admin: &AdminUser,
+    pool: &Pool,
+    new_key: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let mut conn = pool.get().await?;
+    let org = Org::find(&mut conn, admin.0.org_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("Your organisation no longer exists.".into()))?;
+    let keys = OrgApiKey::list_for_org(&mut conn, org.id).await?;
+    let endpoint = req
+        .app_data::<web::Data<PublicUrl>>()
+        .map(|u| u.join(crate::routes::global_token_revocation::PATH))
+        .unwrap_or_default();
+    let keys_page = KeysPage {
+        viewer: Some(admin.0.viewer()),
+        section: "keys",
+        flash: if new_key.is_some() { None } else { Flash::from_request(req) },
+        org,
+        keys,
+        new_key,
+        endpoint,
+    };
+    let mut response = page(req, StatusCode::OK, keys_page);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `GET /admin/keys`.
+pub async fn keys(req: HttpRequest, admin: AdminUser, pool: web::Data<Pool>) -> Result<HttpResponse, AppError> {
+    render(&req, &admin, &pool, None).await
+}
+
+/// `POST /admin/keys`: issues a key, shown in this response only.
+pub async fn create(req: HttpRequest, admin: AdminUser, pool: web::Data<Pool>) -> Result<HttpResponse, AppError> {
+    let issued = {
+        let mut conn = pool.get().await?;
+        OrgApiKey::create(&mut conn, admin.0.org_id).await?.1
+    };
+    tracing::info!(org_id = %admin.0.org_id, prefix = %issued.prefix, "issued a Universal Logout API key");
+    render(&req, &admin, &pool, Some(secret_token::reveal(&issued).to_owned())).await
+}
+
+/// `POST /admin/keys/{prefix}/revoke`.
+pub async fn revoke(
+    req: HttpRequest,
+    admin: AdminUser,
+    path: web::Path<String>,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, AppError> {
+    let mut conn = pool.get().await?;
+    let key = OrgApiKey::revoke(&mut conn, admin.0.org_id, &path)
+        .await?
+        .ok_or_else(|| AppError::NotFound("Your organisation has no live key with that prefix.".into()))?;
+    let message = format!("Key {} revoked: it can no longer call Universal Logout.", key.prefix);
+    Ok(flash::redirect(&req, "/admin/keys", Flash::info(message)))
+}
+
+#[derive(Deserialize)]
+pub struct IdpForm {
+    issuer: String,
+    client_id: String,
+}
+
+/// `POST /admin/idp`: sets the org's IdP (both fields) or clears it (both empty).
+pub async fn set_idp(
+    req: HttpRequest,
+    admin: AdminUser,
+    form: web::Form<IdpForm>,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, AppError> {
+    let (issuer, client_id) = (form.issuer.trim().trim_end_matches('/'), form.client_id.trim());
+    let refuse = |message: &str| Ok(flash::redirect(&req, "/admin/keys", Flash::error(message)));
+    let idp = match (issuer.is_empty(), client_id.is_empty()) {
+        (true, true) => None,
+        (false, false) => {
+            let valid_url = url::Url::parse(issuer).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+            if !valid_url {
+                return refuse("The issuer must be an https:// URL, such as https://acme.okta.com.");
+            }
+            if client_id.len() > 255 {
+                return refuse("The client id is too long (255 characters at most).");
+            }
+            Some((issuer, client_id))
+        }
+        _ => return refuse("Give both the issuer and the client id, or clear both."),
+    };
+    let mut conn = pool.get().await?;
+    match Org::set_idp(&mut conn, admin.0.org_id, idp).await {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return refuse("Another organisation already uses this issuer with this client id.");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let message = match idp {
+        Some(_) => "Identity provider saved: its signed JWTs may now call Universal Logout.",
+        None => "Identity provider removed.",
+    };
+    Ok(flash::redirect(&req, "/admin/keys", Flash::info(message)))
+}

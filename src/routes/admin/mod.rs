@@ -1,0 +1,26 @@
+//! `/admin`: the org's administrators watch sessions and sign users out, read the audit log and
+//! manage Universal Logout credentials. Every route asks for [`AdminUser`], and every query is
+//! scoped to the admin's own org: another org's user, session or key is "not found".
+//!
+//! [`AdminUser`]: crate::auth::AdminUser
+
+mod audit;
+mod dashboard;
+mod keys;
+
+use actix_web::web;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin", web::get().to(dashboard::dashboard))
+        .route("/admin/events", web::get().to(dashboard::events))
+        .route("/admin/users/{id}/logout", web::post().to(dashboard::log_out_user))
+        .route("/admin/sessions/{id}/logout", web::post().to(dashboard::end_session))
+        .route("/admin/audit", web::get().to(audit::audit))
+        .service(
+            web::resource("/admin/keys")
+                .route(web::get().to(keys::keys))
+                .route(web::post().to(keys::create)),
+        )
+        .route("/admin/keys/{prefix}/revoke", web::post().to(keys::revoke))
+        .route("/admin/idp", web::post().to(keys::set_idp));
+}

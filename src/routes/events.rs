@@ -1,0 +1,68 @@
+//! `GET /events`: the Server-Sent Events stream of the current session. It carries one event,
+//! `logout`, when the session ends; the page then leaves for the sign-in page.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, Responder as _, HttpRequest, web};
+use actix_web_lab::sse::Sse;
+use serde_json::json;
+
+use crate::{
+    auth::CurrentUser,
+    db::Pool,
+    error::{ApiError, AppError},
+    live::{self, Feed, Hub},
+};
+
+/// A comment line this often keeps proxies from closing an idle stream.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/events", web::get().to(events))
+        .route("/events/status", web::get().to(status));
+}
+
+/// Opens a stream for a signed-in session (401 otherwise, so `EventSource` stops retrying).
+async fn events(
+    req: HttpRequest,
+    user: Option<CurrentUser>,
+    hub: web::Data<Hub>,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user.ok_or_else(|| AppError::Unauthorized("not signed in".into()))?;
+    stream(&req, &user, Feed::User, hub.into_inner(), &pool).await
+}
+
+/// Subscribes, then checks the session still exists: a revocation that committed before the
+/// subscription is found here, one after it is notified.
+pub async fn stream(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    feed: Feed,
+    hub: std::sync::Arc<Hub>,
+    pool: &Pool,
+) -> Result<HttpResponse, ApiError> {
+    let subscription = hub.subscribe(user.session_id, user.id, user.org_id, feed);
+    if !live::session_is_live(pool, user.session_id).await.map_err(AppError::Unavailable)? {
+        hub.end_session(user.session_id, "revoked");
+    }
+    let mut response = Sse::from_infallible_stream(subscription)
+        .with_keep_alive(KEEP_ALIVE)
+        .respond_to(req)
+        .map_into_boxed_body();
+    // Nginx and similar proxies would otherwise buffer the stream.
+    response.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("x-accel-buffering"),
+        actix_web::http::header::HeaderValue::from_static("no"),
+    );
+    Ok(response)
+}
+
+/// `GET /events/status`: 200 while the session is signed in, 401 after. The page asks when its
+/// stream closed unexpectedly, to tell a logout from a network fault.
+async fn status(user: Option<CurrentUser>) -> Result<HttpResponse, ApiError> {
+    match user {
+        Some(_) => Ok(HttpResponse::Ok().json(json!({ "signed_in": true }))),
+        None => Err(AppError::Unauthorized("not signed in".into()).into()),
+    }
+}

@@ -1,0 +1,127 @@
+// The admin dashboard, live: rows change the moment a user is signed out (by Universal Logout,
+// an administrator, back-channel logout or themselves), new sign-ins appear, and the feed grows.
+// Everything from the server is inserted as text, never as HTML.
+(() => {
+  "use strict";
+  const LABELS = {
+    ual: "Universal Logout",
+    backchannel: "IdP back-channel logout",
+    admin: "an administrator",
+    self: "the user",
+  };
+  const status = document.getElementById("live-status");
+  const feed = document.getElementById("feed");
+  const sessionTotal = document.getElementById("session-count");
+
+  function setStatus(state, text) {
+    status.dataset.state = state;
+    status.textContent = text;
+  }
+
+  function row(userId) {
+    return document.querySelector(`tr[data-user-id="${CSS.escape(userId)}"]`);
+  }
+
+  function recount(tr) {
+    const count = tr.querySelectorAll(".sessions li").length;
+    const badge = tr.querySelector(".session-count");
+    badge.textContent = String(count);
+    badge.setAttribute("aria-label", `${count} active sessions`);
+    sessionTotal.textContent = String(document.querySelectorAll(".sessions li").length);
+    return count;
+  }
+
+  function highlight(tr, className) {
+    tr.classList.remove("just-revoked", "just-signed-in");
+    void tr.offsetWidth; // restart the animation
+    tr.classList.add(className);
+  }
+
+  function timeText(ms) {
+    return new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  }
+
+  function revoked(data) {
+    const tr = row(data.user_id);
+    const label = LABELS[data.source] || data.source;
+    if (tr) {
+      const selector = data.session_id ? `li[data-session-id="${CSS.escape(data.session_id)}"]` : "li";
+      tr.querySelectorAll(`.sessions ${selector}`).forEach((li) => li.remove());
+      const left = recount(tr);
+      tr.querySelector(".status").textContent =
+        left === 0 ? `Signed out by ${label} just now` : `Session ended by ${label} just now`;
+      highlight(tr, "just-revoked");
+    }
+    const item = document.createElement("li");
+    item.className = "fresh";
+    const time = document.createElement("time");
+    time.textContent = timeText(data.at_ms);
+    const who = document.createElement("strong");
+    who.textContent = tr ? tr.dataset.email : data.user_id;
+    const detail = document.createElement("span");
+    detail.className = "small muted";
+    const n = data.sessions_ended;
+    detail.textContent = `(${data.actor}; ${n} session${n === 1 ? "" : "s"} ended)`;
+    item.append(time, " ", who, ` signed out by ${label} `, detail);
+    feed.prepend(item);
+    document.getElementById("feed-empty").hidden = true;
+  }
+
+  function signedIn(data) {
+    const tr = row(data.user_id);
+    if (!tr) return location.reload(); // a user created after this page loaded
+    const li = document.createElement("li");
+    li.dataset.sessionId = data.session_id;
+    const what = document.createElement("span");
+    what.textContent = `${data.device} · ${data.ip || ""}`;
+    const when = document.createElement("span");
+    when.className = "small muted";
+    when.textContent = `signed in ${timeText(data.at_ms)}`;
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = `/admin/sessions/${encodeURIComponent(data.session_id)}/logout`;
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.className = "button-link danger";
+    button.textContent = "End session";
+    button.setAttribute("aria-label", `End the ${data.device} session of ${tr.dataset.email}`);
+    form.append(button);
+    li.append(what, " ", when, " ", form);
+    tr.querySelector(".sessions").prepend(li);
+    recount(tr);
+    tr.querySelector(".status").textContent = "Signed in just now";
+    highlight(tr, "just-signed-in");
+  }
+
+  let retryIn = 1000;
+  function connect() {
+    const source = new EventSource("/admin/events");
+    source.addEventListener("open", () => {
+      retryIn = 1000;
+      setStatus("live", "Live updates: on");
+    });
+    source.addEventListener("revoked", (e) => revoked(JSON.parse(e.data)));
+    source.addEventListener("signin", (e) => signedIn(JSON.parse(e.data)));
+    source.addEventListener("stale", () => location.reload());
+    source.addEventListener("logout", (e) => {
+      source.close();
+      let reason = "revoked";
+      try { reason = JSON.parse(e.data).reason || reason; } catch (_) { /* keep the default */ }
+      location.replace("/login?reason=" + encodeURIComponent(reason));
+    });
+    source.addEventListener("error", async () => {
+      setStatus("offline", "Live updates: reconnecting…");
+      if (source.readyState !== EventSource.CLOSED) return;
+      try {
+        const response = await fetch("/events/status", { credentials: "same-origin", cache: "no-store" });
+        if (response.status === 401) return location.replace("/login?reason=expired");
+      } catch (_) { /* offline */ }
+      setTimeout(connect, retryIn);
+      retryIn = Math.min(retryIn * 2, 30000);
+    });
+  }
+  connect();
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) location.reload();
+  });
+})();

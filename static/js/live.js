@@ -1,0 +1,58 @@
+// Live logout for every signed-in page. One stream per session, shared by all its tabs through a
+// SharedWorker (a dedicated Worker where SharedWorker is missing), so open tabs never use up the
+// browser's six connections per host. When the session ends, the page says why and moves to the
+// sign-in page. Without JavaScript nothing breaks: the server refuses the ended session anyway.
+(() => {
+  "use strict";
+  const session = document.body.dataset.session;
+  if (!session) return;
+
+  const REASONS = {
+    ual: "You were signed out by your organisation's identity provider.",
+    backchannel: "You were signed out because you signed out at your organisation's sign-in service.",
+    admin: "An administrator of your organisation signed you out.",
+    self: "You signed out on another device or tab.",
+    revoked: "You were signed out.",
+    expired: "Your session has ended.",
+  };
+
+  let left = false;
+  function signedOut(reason) {
+    if (left) return;
+    left = true;
+    const key = Object.hasOwn(REASONS, reason) ? reason : "revoked";
+    const main = document.querySelector("main");
+    const notice = document.createElement("section");
+    notice.className = "card narrow signed-out";
+    notice.setAttribute("role", "alert");
+    const heading = document.createElement("h1");
+    heading.textContent = "Signed out";
+    const text = document.createElement("p");
+    text.textContent = REASONS[key];
+    const link = document.createElement("a");
+    link.href = "/login?reason=" + key;
+    link.className = "button primary";
+    link.textContent = "Sign in again";
+    notice.append(heading, text, link);
+    main.replaceChildren(notice);
+    document.title = "Signed out · ual-todo";
+    document.querySelector(".account")?.remove();
+    // Replace, not push: Back must not return to the private page.
+    setTimeout(() => location.replace(link.href), 800);
+  }
+
+  const url = "/static/js/live-worker.js";
+  const worker = window.SharedWorker
+    ? new SharedWorker(url, { name: "ual-todo-live-" + session })
+    : new Worker(url);
+  const port = worker.port || worker;
+  port.onmessage = (event) => {
+    if (event.data && event.data.type === "logout") signedOut(event.data.reason);
+  };
+  if (worker.port) worker.port.start();
+
+  // A page restored from the back/forward cache must ask the server again.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) location.reload();
+  });
+})();
