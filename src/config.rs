@@ -45,6 +45,11 @@ pub struct Settings {
     #[arg(long, env = "JWKS_MIN_REFETCH", default_value = "60s", value_parser = parse_duration, global = true)]
     pub jwks_min_refetch: Duration,
 
+    /// How often live-logout streams send a keep-alive comment (proxies close idle streams; a
+    /// closed client is noticed at the next write).
+    #[arg(long, env = "SSE_KEEP_ALIVE", default_value = "15s", value_parser = parse_duration, global = true)]
+    pub sse_keep_alive: Duration,
+
     /// HTTP worker threads (default: one per CPU core).
     #[arg(long, env = "WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -62,6 +67,7 @@ impl Settings {
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
             database_pool_size: 8,
             jwks_min_refetch: Duration::from_secs(60),
+            sse_keep_alive: Duration::from_secs(15),
             workers: Some(1),
         }
     }

@@ -46,6 +46,8 @@ const STREAM_BUFFER: usize = 8;
 const PING_EVERY: Duration = Duration::from_secs(10);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The listening connection's `application_name`, as `pg_stat_activity` shows it.
+pub const LISTENER_NAME: &str = "ual-todo listener";
 
 /// Which events a stream receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,16 +116,19 @@ impl Streams {
     /// Removes every stream of `session` and returns their senders.
     fn take_session(&mut self, session: SessionId) -> Vec<mpsc::Sender<Event>> {
         let ids = self.by_session.get(&session).cloned().unwrap_or_default();
-        ids.into_iter().filter_map(|id| self.remove(id)).map(|e| e.tx).collect()
+        ids.into_iter()
+            .filter_map(|id| self.remove(id))
+            .map(|e| e.tx)
+            .collect()
     }
 }
 
 /// The streams an instance serves, and the state of its listening connection.
-#[derive(Default)]
 pub struct Hub {
     streams: Mutex<Streams>,
     listening: AtomicBool,
     reconnects: AtomicU64,
+    keep_alive: Duration,
 }
 
 /// A stream's events; dropping it (the client went away) unregisters it.
@@ -153,22 +158,51 @@ fn logout_event(reason: &str) -> Event {
 }
 
 impl Hub {
-    pub fn new() -> Arc<Hub> {
-        Arc::new(Hub::default())
+    /// A hub whose streams send a keep-alive comment every `keep_alive`. A stream whose client
+    /// went away is noticed, and unregistered, at its next write.
+    pub fn new(keep_alive: Duration) -> Arc<Hub> {
+        Arc::new(Hub {
+            streams: Mutex::default(),
+            listening: AtomicBool::new(false),
+            reconnects: AtomicU64::new(0),
+            keep_alive,
+        })
+    }
+
+    /// How often streams send a keep-alive comment.
+    pub fn keep_alive(&self) -> Duration {
+        self.keep_alive
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
-        self.streams.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers a stream for a session.
-    pub fn subscribe(self: &Arc<Self>, session: SessionId, user: UserId, org: OrgId, feed: Feed) -> Subscription {
+    pub fn subscribe(
+        self: &Arc<Self>,
+        session: SessionId,
+        user: UserId,
+        org: OrgId,
+        feed: Feed,
+    ) -> Subscription {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let mut guard = self.lock();
         let streams = &mut *guard;
         streams.next_id += 1;
         let id = streams.next_id;
-        streams.entries.insert(id, Entry { session, user, org, feed, tx });
+        streams.entries.insert(
+            id,
+            Entry {
+                session,
+                user,
+                org,
+                feed,
+                tx,
+            },
+        );
         let ids = streams.by_session.entry(session).or_default();
         if ids.is_empty() {
             streams.by_user.entry(user).or_default().push(session);
@@ -178,7 +212,11 @@ impl Hub {
             streams.admins.entry(org).or_default().push(id);
         }
         drop(guard);
-        Subscription { hub: self.clone(), id, rx }
+        Subscription {
+            hub: self.clone(),
+            id,
+            rx,
+        }
     }
 
     /// Delivers a revocation: `logout` to the ended sessions' streams (which then close),
@@ -202,7 +240,11 @@ impl Hub {
         let mut streams = self.lock();
         let sessions = match notice.session_id {
             Some(session) => vec![session],
-            None => streams.by_user.get(&notice.user_id).cloned().unwrap_or_default(),
+            None => streams
+                .by_user
+                .get(&notice.user_id)
+                .cloned()
+                .unwrap_or_default(),
         };
         for session in sessions {
             for tx in streams.take_session(session) {
@@ -290,7 +332,9 @@ fn broadcast_to_admins(streams: &Streams, org: OrgId, event: &Event) {
 /// Whether the session still exists (not revoked, not expired).
 pub async fn session_is_live(pool: &Pool, session: SessionId) -> anyhow::Result<bool> {
     let mut conn = pool.get().await?;
-    Ok(!SessionRecord::live_among(&mut conn, &[session]).await?.is_empty())
+    Ok(!SessionRecord::live_among(&mut conn, &[session])
+        .await?
+        .is_empty())
 }
 
 /// The listening loop of an instance: runs forever, reconnecting with backoff.
@@ -301,7 +345,10 @@ pub async fn listen(hub: Arc<Hub>, url: DatabaseUrl, pool: Pool) {
         hub.listening.store(false, Ordering::SeqCst);
         match result {
             Ok(()) => tracing::warn!("the listening connection closed; reconnecting"),
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "the listening connection failed; reconnecting"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "the listening connection failed; reconnecting"
+            ),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -309,10 +356,17 @@ pub async fn listen(hub: Arc<Hub>, url: DatabaseUrl, pool: Pool) {
     }
 }
 
-async fn listen_once(hub: &Hub, url: &DatabaseUrl, pool: &Pool, backoff: &mut Duration) -> anyhow::Result<()> {
-    let (client, mut connection) = tokio_postgres::connect(url.expose(), NoTls)
-        .await
-        .context("cannot connect")?;
+async fn listen_once(
+    hub: &Hub,
+    url: &DatabaseUrl,
+    pool: &Pool,
+    backoff: &mut Duration,
+) -> anyhow::Result<()> {
+    let mut config: tokio_postgres::Config = url.expose().parse().context("a bad database URL")?;
+    config
+        .application_name(LISTENER_NAME)
+        .connect_timeout(PING_TIMEOUT);
+    let (client, mut connection) = config.connect(NoTls).await.context("cannot connect")?;
     let (tx, mut notifications) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -332,7 +386,10 @@ async fn listen_once(hub: &Hub, url: &DatabaseUrl, pool: &Pool, backoff: &mut Du
     let _abort_driver = AbortOnDrop(driver.abort_handle());
 
     client
-        .batch_execute(&format!("LISTEN {}; LISTEN {SIGN_IN_CHANNEL}", revocation::CHANNEL))
+        .batch_execute(&format!(
+            "LISTEN {}; LISTEN {SIGN_IN_CHANNEL}",
+            revocation::CHANNEL
+        ))
         .await
         .context("cannot LISTEN")?;
     hub.listening.store(true, Ordering::SeqCst);
@@ -392,7 +449,10 @@ async fn recheck(hub: &Hub, pool: &Pool) -> anyhow::Result<()> {
     };
     let gone: Vec<SessionId> = held.into_iter().filter(|s| !live.contains(s)).collect();
     if !gone.is_empty() {
-        tracing::info!(sessions = gone.len(), "ended streams of sessions revoked while not listening");
+        tracing::info!(
+            sessions = gone.len(),
+            "ended streams of sessions revoked while not listening"
+        );
     }
     hub.resync(&gone);
     Ok(())
@@ -417,7 +477,9 @@ mod tests {
     }
 
     async fn next_event_name(sub: &mut Subscription) -> Option<String> {
-        let event = tokio::time::timeout(Duration::from_millis(100), sub.next()).await.ok()??;
+        let event = tokio::time::timeout(Duration::from_millis(100), sub.next())
+            .await
+            .ok()??;
         match event {
             Event::Data(data) => Some(format!("{data:?}")),
             Event::Comment(_) => None,
@@ -426,7 +488,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_user_revocation_reaches_only_that_users_streams_and_closes_them() {
-        let hub = Hub::new();
+        let hub = Hub::new(Duration::from_secs(15));
         let (org, alice, bob) = (OrgId::new(), UserId::new(), UserId::new());
         let (laptop, phone, bobs) = (SessionId::new(), SessionId::new(), SessionId::new());
         let mut tab1 = hub.subscribe(laptop, alice, org, Feed::User);
@@ -439,16 +501,24 @@ mod tests {
 
         for sub in [&mut tab1, &mut tab2, &mut on_phone] {
             assert!(next_event_name(sub).await.unwrap().contains("logout"));
-            assert!(sub.next().await.is_none(), "the stream ends after the logout");
+            assert!(
+                sub.next().await.is_none(),
+                "the stream ends after the logout"
+            );
         }
         assert!(next_event_name(&mut bob_tab).await.is_none());
-        assert!(next_event_name(&mut dashboard).await.unwrap().contains("revoked"));
+        assert!(
+            next_event_name(&mut dashboard)
+                .await
+                .unwrap()
+                .contains("revoked")
+        );
         assert_eq!(hub.stream_count(), 2, "bob's tab and the dashboard remain");
     }
 
     #[tokio::test]
     async fn a_session_revocation_leaves_the_users_other_sessions() {
-        let hub = Hub::new();
+        let hub = Hub::new(Duration::from_secs(15));
         let (org, alice) = (OrgId::new(), UserId::new());
         let (laptop, phone) = (SessionId::new(), SessionId::new());
         let mut on_laptop = hub.subscribe(laptop, alice, org, Feed::User);
@@ -456,14 +526,19 @@ mod tests {
 
         hub.revoked(&notice(org, alice, Some(laptop)));
 
-        assert!(next_event_name(&mut on_laptop).await.unwrap().contains("logout"));
+        assert!(
+            next_event_name(&mut on_laptop)
+                .await
+                .unwrap()
+                .contains("logout")
+        );
         assert!(next_event_name(&mut on_phone).await.is_none());
         assert_eq!(hub.held_sessions(), vec![phone]);
     }
 
     #[tokio::test]
     async fn dropped_streams_unregister_and_other_orgs_hear_nothing() {
-        let hub = Hub::new();
+        let hub = Hub::new(Duration::from_secs(15));
         let (acme, globex, alice) = (OrgId::new(), OrgId::new(), UserId::new());
         let tab = hub.subscribe(SessionId::new(), alice, acme, Feed::User);
         let mut globex_admin = hub.subscribe(SessionId::new(), UserId::new(), globex, Feed::Admin);

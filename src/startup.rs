@@ -108,8 +108,12 @@ impl Application {
         }
 
         tokio::spawn(sweeper::run(pool.clone(), SWEEP_EVERY));
-        let hub = Hub::new();
-        tokio::spawn(live::listen(hub.clone(), settings.database_url.clone(), pool.clone()));
+        let hub = Hub::new(settings.sse_keep_alive);
+        tokio::spawn(live::listen(
+            hub.clone(),
+            settings.database_url.clone(),
+            pool.clone(),
+        ));
 
         let store = PgSessionStore::new(
             pool.clone(),

@@ -16,6 +16,8 @@ const E2E_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ARTIFACTS_DIR = join(E2E_DIR, 'artifacts');
 
 const BIN = resolve(E2E_DIR, process.env.UAL_TODO_BIN ?? '../target/debug/ual-todo');
+/** The ual-todo binary the tests run (`UAL_TODO_BIN`, relative to e2e/, or the debug build). */
+export const APP_BIN = BIN;
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const PG_HOST = '127.0.0.1';
 const PG_USER = 'postgres';
@@ -73,22 +75,42 @@ function serve(databaseUrl) {
   return { child, url, stderr: () => stderr };
 }
 
+/** Stops a served instance: SIGTERM, then SIGKILL after 5 s. */
+async function stopServer(server) {
+  if (server && server.child.exitCode === null && server.child.signalCode === null) {
+    const exited = new Promise((done) => server.child.once('exit', done));
+    server.child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((done) => setTimeout(done, 5_000))]);
+    if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+  }
+}
+
+/**
+ * Starts one more `ual-todo serve` on an existing database (another instance of the same app:
+ * same sessions, same cookie key). Returns { url, serverLog(), stop() }.
+ */
+export async function startInstance(databaseUrl) {
+  const server = serve(databaseUrl);
+  const url = await server.url;
+  return { url, serverLog: () => server.stderr(), stop: () => stopServer(server) };
+}
+
 /**
  * Starts ual-todo on a new database seeded with `demo`.
- * Returns { url, accounts, databaseUrl, createUser(email, {admin}), serverLog(), stop() };
- * `accounts` is keyed by the email's local part: accounts.alice = { email, password, admin }.
+ * Returns { url, org, accounts, apiKey, databaseUrl, createUser(email, {admin}),
+ * startInstance(), serverLog(), stop() };
+ * `accounts` is keyed by the email's local part: accounts.alice = { email, password, admin };
+ * `apiKey` is the org's Universal Logout key; `startInstance()` starts a second server on the
+ * same database (stopped by `stop()` too).
  */
 export async function startApp() {
   const dbName = `ual_todo_e2e_${randomBytes(6).toString('hex')}`;
   const databaseUrl = `postgres://${PG_USER}@${PG_HOST}:5432/${dbName}`;
   let server;
+  const instances = [];
   const stop = async () => {
-    if (server && server.child.exitCode === null && server.child.signalCode === null) {
-      const exited = new Promise((done) => server.child.once('exit', done));
-      server.child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((done) => setTimeout(done, 5_000))]);
-      if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
-    }
+    await Promise.all(instances.map((instance) => instance.stop()));
+    await stopServer(server);
     await dropDatabase(dbName);
   };
   try {
@@ -100,9 +122,15 @@ export async function startApp() {
       url,
       org: demo.org,
       accounts,
+      apiKey: demo.api_key,
       databaseUrl,
       createUser: (email, { admin = false } = {}) =>
         runJson(['user', 'create', '--org', demo.org.slug, '--email', email, ...(admin ? ['--admin'] : []), '--json'], databaseUrl),
+      startInstance: async () => {
+        const instance = await startInstance(databaseUrl);
+        instances.push(instance);
+        return instance;
+      },
       serverLog: () => server.stderr(),
       stop,
     };
@@ -146,4 +174,152 @@ export async function screenshot(page, name) {
   const path = join(ARTIFACTS_DIR, `${name.replace(/[^a-z0-9-]+/gi, '-').toLowerCase()}.png`);
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+/**
+ * Universal Logout, as an identity provider sends it: ends every session of `email`.
+ * Returns the fetch Response (204 when it worked).
+ */
+export function universalLogout(url, apiKey, email) {
+  return fetch(`${url}/global-token-revocation`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${apiKey}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ sub_id: { format: 'email', email } }),
+  });
+}
+
+// A signed-in page's live stream runs in a SharedWorker, which Playwright does not show. A
+// browser-level DevTools session can: it finds the worker (named `ual-todo-live-SESSION`) and
+// asks it for the state of its EventSource.
+const workerDebuggers = new WeakMap();
+
+function workerDebugger(browser) {
+  let debug = workerDebuggers.get(browser);
+  if (!debug) {
+    debug = (async () => {
+      const cdp = await browser.newBrowserCDPSession();
+      let lastId = 0;
+      const pending = new Map();
+      // Older, non-flat protocol: the only one a browser session can use on a worker target.
+      cdp.on('Target.receivedMessageFromTarget', ({ sessionId, message }) => {
+        const reply = JSON.parse(message);
+        const waiting = pending.get(`${sessionId}:${reply.id}`);
+        if (!waiting) return;
+        pending.delete(`${sessionId}:${reply.id}`);
+        if (reply.error) waiting.reject(new Error(`${reply.error.message} (${reply.error.code})`));
+        else waiting.resolve(reply.result);
+      });
+      const sendTo = (sessionId, method, params) => new Promise((resolveReply, reject) => {
+        const id = ++lastId;
+        pending.set(`${sessionId}:${id}`, { resolve: resolveReply, reject });
+        cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) })
+          .catch((error) => { pending.delete(`${sessionId}:${id}`); reject(error); });
+      });
+      return {
+        targets: async () => (await cdp.send('Target.getTargets')).targetInfos,
+        /** Evaluates `expression` in a worker target and returns its value. */
+        async evaluate(targetId, expression) {
+          const { sessionId } = await cdp.send('Target.attachToTarget', { targetId, flatten: false });
+          try {
+            const { result, exceptionDetails } = await Promise.race([
+              sendTo(sessionId, 'Runtime.evaluate', { expression, returnByValue: true }),
+              new Promise((_, reject) => setTimeout(() => reject(new Error('the worker did not answer')), 2_000)),
+            ]);
+            if (exceptionDetails) throw new Error(exceptionDetails.exception?.description ?? exceptionDetails.text);
+            return result.value;
+          } finally {
+            await cdp.send('Target.detachFromTarget', { sessionId }).catch(() => {});
+          }
+        },
+      };
+    })();
+    workerDebuggers.set(browser, debug);
+  }
+  return debug;
+}
+
+/**
+ * Waits until the live-logout stream of `page`'s session is open (its SharedWorker's EventSource
+ * has its response), so a logout from now on is delivered live rather than found at connection.
+ * Returns the session id.
+ */
+export async function waitForLiveStream(page, { timeout = 10_000 } = {}) {
+  const deadline = Date.now() + timeout;
+  const session = await page.evaluate(() => document.body.dataset.session);
+  if (!session) throw new Error(`${page.url()} is not a signed-in page (no data-session)`);
+  const origin = new URL(page.url()).origin;
+  const pageCdp = await page.context().newCDPSession(page);
+  const { targetInfo } = await pageCdp.send('Target.getTargetInfo');
+  await pageCdp.detach();
+  const debug = await workerDebugger(page.context().browser());
+  let state = 'no worker yet';
+  while (Date.now() < deadline) {
+    const worker = (await debug.targets()).find((t) => t.type === 'shared_worker'
+      && t.browserContextId === targetInfo.browserContextId
+      && t.title === `ual-todo-live-${session}` && t.url.startsWith(`${origin}/`));
+    if (worker) {
+      // live-worker.js keeps its EventSource in the top-level `source`.
+      state = await debug.evaluate(worker.targetId,
+        'typeof source === "undefined" ? "no `source` in live-worker.js" : source === null ? "not connected" : source.readyState')
+        .catch((error) => `unreadable: ${error.message}`);
+      if (state === 1) return session;
+    }
+    await new Promise((done) => setTimeout(done, 25));
+  }
+  throw new Error(`the live stream of session ${session} on ${origin} did not open within ${timeout} ms (last state: ${state})`);
+}
+
+/** What a page says when its session ended, by reason (the signed-out card and /login?reason=). */
+export const REASON_TEXT = {
+  ual: "You were signed out by your organisation's identity provider.",
+  backchannel: "You were signed out because you signed out at your organisation's sign-in service.",
+  admin: 'An administrator of your organisation signed you out.',
+  self: 'You signed out on another device or tab.',
+  revoked: 'You were signed out.',
+  expired: 'Your session has ended.',
+  signed_out: 'You signed out.',
+};
+
+/**
+ * Waits until `page` says it was signed out for `reason`: on the live "Signed out" card, or on
+ * the sign-in page it then moves to. Gives up at `deadline` (a Date.now() value). Resolves with
+ * where the sentence was seen: 'card' or 'login'.
+ */
+export async function waitForSignedOut(page, reason, { deadline = Date.now() + 5_000 } = {}) {
+  const text = REASON_TEXT[reason];
+  const said = page.locator('main section.signed-out[role="alert"] p, main p.notice[role="status"]')
+    .filter({ hasText: text }).first();
+  await said.waitFor({ state: 'visible', timeout: Math.max(1, deadline - Date.now()) });
+  return (await said.evaluate((el) => el.closest('.signed-out') ? 'card' : 'login').catch(() => 'login'));
+}
+
+/**
+ * Records in the page (in sessionStorage, which outlives the move to /login) the Date.now() at
+ * which the "Signed out" card appeared. Read it with `signedOutAt(page)`.
+ */
+export async function installSignedOutProbe(page) {
+  await page.evaluate(() => {
+    sessionStorage.removeItem('e2e-signed-out-at');
+    const seen = () => {
+      if (sessionStorage.getItem('e2e-signed-out-at') === null && document.querySelector('.signed-out')) {
+        sessionStorage.setItem('e2e-signed-out-at', String(Date.now()));
+      }
+    };
+    new MutationObserver(seen).observe(document.documentElement, { childList: true, subtree: true });
+    seen();
+  });
+}
+
+/** The Date.now() recorded by `installSignedOutProbe`, or null. */
+export async function signedOutAt(page) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const at = await page.evaluate(() => sessionStorage.getItem('e2e-signed-out-at'));
+      return at === null ? null : Number(at);
+    } catch (error) {
+      // The page was navigating; ask the next document.
+      if (attempt >= 20) throw error;
+      await page.waitForLoadState('load').catch(() => {});
+    }
+  }
 }

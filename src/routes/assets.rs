@@ -19,7 +19,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         web::get().to(|| asset(FAVICON, "image/svg+xml")),
     )
     .route("/static/js/live.js", web::get().to(|| asset(LIVE_JS, JS)))
-    .route("/static/js/live-worker.js", web::get().to(|| asset(LIVE_WORKER_JS, JS)))
+    .route(
+        "/static/js/live-worker.js",
+        web::get().to(|| asset(LIVE_WORKER_JS, JS)),
+    )
     .route("/static/js/admin.js", web::get().to(|| asset(ADMIN_JS, JS)));
 }
 

@@ -1,9 +1,7 @@
 //! `GET /events`: the Server-Sent Events stream of the current session. It carries one event,
 //! `logout`, when the session ends; the page then leaves for the sign-in page.
 
-use std::time::Duration;
-
-use actix_web::{HttpResponse, Responder as _, HttpRequest, web};
+use actix_web::{HttpRequest, HttpResponse, Responder as _, web};
 use actix_web_lab::sse::Sse;
 use serde_json::json;
 
@@ -13,9 +11,6 @@ use crate::{
     error::{ApiError, AppError},
     live::{self, Feed, Hub},
 };
-
-/// A comment line this often keeps proxies from closing an idle stream.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/events", web::get().to(events))
@@ -42,12 +37,16 @@ pub async fn stream(
     hub: std::sync::Arc<Hub>,
     pool: &Pool,
 ) -> Result<HttpResponse, ApiError> {
+    let keep_alive = hub.keep_alive();
     let subscription = hub.subscribe(user.session_id, user.id, user.org_id, feed);
-    if !live::session_is_live(pool, user.session_id).await.map_err(AppError::Unavailable)? {
+    if !live::session_is_live(pool, user.session_id)
+        .await
+        .map_err(AppError::Unavailable)?
+    {
         hub.end_session(user.session_id, "revoked");
     }
     let mut response = Sse::from_infallible_stream(subscription)
-        .with_keep_alive(KEEP_ALIVE)
+        .with_keep_alive(keep_alive)
         .respond_to(req)
         .map_into_boxed_body();
     // Nginx and similar proxies would otherwise buffer the stream.

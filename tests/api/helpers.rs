@@ -174,6 +174,7 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub address: String,
     pub pool: Pool,
+    pub hub: Arc<ual_todo::live::Hub>,
     pub db: TestDb,
 }
 
@@ -189,9 +190,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     configure(&mut settings);
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let hub = app.hub();
     tokio::spawn(app.run_until_stopped());
     let pool = db::pool(&db.url, 4).unwrap();
-    TestApp { address, pool, db }
+    TestApp {
+        address,
+        pool,
+        hub,
+        db,
+    }
 }
 
 /// A user the tests can sign in as.
@@ -353,4 +360,88 @@ pub fn count(db: &TestDb, from_where: &str) -> i64 {
         .get_result::<Count>(&mut db.connect())
         .unwrap()
         .n
+}
+
+/// A Server-Sent Events stream read the way `EventSource` would.
+pub struct EventStream {
+    body: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Send>,
+    >,
+    buffer: String,
+}
+
+/// One event: its name and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub name: String,
+    pub data: String,
+}
+
+impl EventStream {
+    /// Opens `path` with the browser's cookies; the response is returned when it is not a stream.
+    pub async fn open(browser: &Browser, path: &str) -> Result<EventStream, reqwest::Response> {
+        let response = browser
+            .client
+            .get(format!("{}{}", browser.base, path))
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        let is_stream = response.status() == StatusCode::OK
+            && response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream");
+        if !is_stream {
+            return Err(response);
+        }
+        Ok(EventStream {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        })
+    }
+
+    /// The next event within `within` (keep-alive comments skipped); `None` on timeout or end.
+    pub async fn next(&mut self, within: Duration) -> Option<SseEvent> {
+        use futures_util::StreamExt as _;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    name: "message".into(),
+                    data: String::new(),
+                };
+                let mut has_data = false;
+                for line in block.lines() {
+                    if let Some(name) = line.strip_prefix("event: ") {
+                        event.name = name.to_owned();
+                    } else if let Some(data) = line.strip_prefix("data: ") {
+                        event.data.push_str(data);
+                        has_data = true;
+                    }
+                }
+                if has_data {
+                    return Some(event);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .ok()??
+                .ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Whether the server closed the stream within `within` (after any remaining events).
+    pub async fn closes(&mut self, within: Duration) -> bool {
+        use futures_util::StreamExt as _;
+        matches!(
+            tokio::time::timeout(within, async {
+                while let Some(Ok(_)) = self.body.next().await {}
+            })
+            .await,
+            Ok(())
+        )
+    }
 }

@@ -1,10 +1,12 @@
 //! Integration tests against the real PostgreSQL: every test gets its own database, cloned from a
 //! migrated template, and its own app on a free port. One binary keeps link times down.
 
+mod admin;
 mod auth;
 mod cli;
 mod helpers;
 mod idp;
+mod live;
 mod migrations;
 mod pages;
 mod session_store;

@@ -24,7 +24,8 @@ pub enum RevocationSource {
 
 impl RevocationSource {
     /// Every source, in the order filters list them.
-    pub const ALL: [RevocationSource; 4] = [Self::Ual, Self::Admin, Self::Backchannel, Self::SelfService];
+    pub const ALL: [RevocationSource; 4] =
+        [Self::Ual, Self::Admin, Self::Backchannel, Self::SelfService];
 
     /// The source stored as `value`.
     pub fn parse(value: &str) -> Option<Self> {

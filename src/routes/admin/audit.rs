@@ -61,25 +61,39 @@ pub async fn audit(
     let (user_param, source_param) = (blank(&query.user), blank(&query.source));
     let user = user_param
         .as_deref()
-        .map(|u| u.parse().map_err(|_| AppError::BadRequest(format!("`{u}` is not a user id."))))
+        .map(|u| {
+            u.parse()
+                .map_err(|_| AppError::BadRequest(format!("`{u}` is not a user id.")))
+        })
         .transpose()?;
     let source = source_param
         .as_deref()
         .map(|s| {
-            RevocationSource::parse(s)
-                .ok_or_else(|| AppError::BadRequest(format!("`{s}` is not a source (ual, admin, backchannel, self).")))
+            RevocationSource::parse(s).ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "`{s}` is not a source (ual, admin, backchannel, self)."
+                ))
+            })
         })
         .transpose()?;
     let page_number = query.page.unwrap_or(1);
     if !(1..=100_000).contains(&page_number) {
-        return Err(AppError::BadRequest("The page number must be 1 or more.".into()));
+        return Err(AppError::BadRequest(
+            "The page number must be 1 or more.".into(),
+        ));
     }
 
     let mut conn = pool.get().await?;
     let users = User::list_for_org(&mut conn, admin.org_id).await?;
     let filter = AuditFilter { user, source };
-    let mut rows =
-        Revocation::page_for_org(&mut conn, admin.org_id, &filter, (page_number - 1) * PER_PAGE, PER_PAGE + 1).await?;
+    let mut rows = Revocation::page_for_org(
+        &mut conn,
+        admin.org_id,
+        &filter,
+        (page_number - 1) * PER_PAGE,
+        PER_PAGE + 1,
+    )
+    .await?;
     let has_next = rows.len() > usize::try_from(PER_PAGE).unwrap_or(50);
     rows.truncate(usize::try_from(PER_PAGE).unwrap_or(50));
 
@@ -98,14 +112,25 @@ pub async fn audit(
         viewer: Some(admin.viewer()),
         section: "audit",
         flash: Flash::from_request(&req),
-        rows: rows.into_iter().map(|(r, email)| FeedRow::new(&r, email)).collect(),
+        rows: rows
+            .into_iter()
+            .map(|(r, email)| FeedRow::new(&r, email))
+            .collect(),
         users: users
             .into_iter()
-            .map(|u| Choice { selected: Some(u.id) == user, value: u.id.to_string(), label: u.email })
+            .map(|u| Choice {
+                selected: Some(u.id) == user,
+                value: u.id.to_string(),
+                label: u.email,
+            })
             .collect(),
         sources: RevocationSource::ALL
             .into_iter()
-            .map(|s| Choice { selected: Some(s) == source, value: s.as_str().to_owned(), label: s.label().to_owned() })
+            .map(|s| Choice {
+                selected: Some(s) == source,
+                value: s.as_str().to_owned(),
+                label: s.label().to_owned(),
+            })
             .collect(),
         page: page_number,
         previous: (page_number > 1).then(|| link(page_number - 1)),

@@ -98,13 +98,21 @@ pub async fn dashboard(
         .ok_or_else(|| AppError::NotFound("Your organisation no longer exists.".into()))?;
     let users = User::list_for_org(&mut conn, org.id).await?;
     let sessions = SessionRecord::live_for_org(&mut conn, org.id).await?;
-    let feed = Revocation::page_for_org(&mut conn, org.id, &AuditFilter::default(), 0, FEED_LENGTH).await?;
+    let feed = Revocation::page_for_org(&mut conn, org.id, &AuditFilter::default(), 0, FEED_LENGTH)
+        .await?;
     drop(conn);
 
     let session_count = sessions.len();
     let mut by_user: HashMap<UserId, Vec<SessionRow>> = HashMap::new();
     for session in sessions {
-        let SessionSummary { public_id, user_id, user_agent, ip, created_at, last_seen_at } = session;
+        let SessionSummary {
+            public_id,
+            user_id,
+            user_agent,
+            ip,
+            created_at,
+            last_seen_at,
+        } = session;
         let Some(user) = user_id else { continue };
         by_user.entry(user).or_default().push(SessionRow {
             id: public_id,
@@ -132,7 +140,10 @@ pub async fn dashboard(
         org,
         users,
         session_count,
-        feed: feed.into_iter().map(|(r, email)| FeedRow::new(&r, email)).collect(),
+        feed: feed
+            .into_iter()
+            .map(|(r, email)| FeedRow::new(&r, email))
+            .collect(),
     };
     Ok(page(&req, StatusCode::OK, dashboard))
 }
@@ -166,7 +177,9 @@ pub async fn log_out_user(
     let not_found = || AppError::NotFound("There is no such user in your organisation.".into());
     let id: UserId = path.parse().map_err(|_| not_found())?;
     let mut conn = pool.get().await?;
-    let user = User::find_in_org(&mut conn, admin.0.org_id, id).await?.ok_or_else(not_found)?;
+    let user = User::find_in_org(&mut conn, admin.0.org_id, id)
+        .await?
+        .ok_or_else(not_found)?;
     let (actor, request_id) = (actor(&admin), request_id.to_string());
     let by = Requester {
         source: RevocationSource::Admin,
@@ -194,7 +207,11 @@ pub async fn end_session(
     pool: web::Data<Pool>,
     request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
-    let not_found = || AppError::NotFound("There is no such session in your organisation: it may have ended already.".into());
+    let not_found = || {
+        AppError::NotFound(
+            "There is no such session in your organisation: it may have ended already.".into(),
+        )
+    };
     let id: SessionId = path.parse().map_err(|_| not_found())?;
     let (actor, request_id) = (actor(&admin), request_id.to_string());
     let by = Requester {
@@ -207,5 +224,9 @@ pub async fn end_session(
     revocation::revoke_session(&mut conn, admin.0.org_id, id, by)
         .await?
         .ok_or_else(not_found)?;
-    Ok(flash::redirect(&req, "/admin", Flash::info("Session ended.")))
+    Ok(flash::redirect(
+        &req,
+        "/admin",
+        Flash::info("Session ended."),
+    ))
 }

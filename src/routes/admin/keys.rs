@@ -54,32 +54,51 @@ async fn render(
     let keys_page = KeysPage {
         viewer: Some(admin.0.viewer()),
         section: "keys",
-        flash: if new_key.is_some() { None } else { Flash::from_request(req) },
+        flash: if new_key.is_some() {
+            None
+        } else {
+            Flash::from_request(req)
+        },
         org,
         keys,
         new_key,
         endpoint,
     };
     let mut response = page(req, StatusCode::OK, keys_page);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     Ok(response)
 }
 
 /// `GET /admin/keys`.
-pub async fn keys(req: HttpRequest, admin: AdminUser, pool: web::Data<Pool>) -> Result<HttpResponse, AppError> {
+pub async fn keys(
+    req: HttpRequest,
+    admin: AdminUser,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, AppError> {
     render(&req, &admin, &pool, None).await
 }
 
 /// `POST /admin/keys`: issues a key, shown in this response only.
-pub async fn create(req: HttpRequest, admin: AdminUser, pool: web::Data<Pool>) -> Result<HttpResponse, AppError> {
+pub async fn create(
+    req: HttpRequest,
+    admin: AdminUser,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, AppError> {
     let issued = {
         let mut conn = pool.get().await?;
         OrgApiKey::create(&mut conn, admin.0.org_id).await?.1
     };
     tracing::info!(org_id = %admin.0.org_id, prefix = %issued.prefix, "issued a Universal Logout API key");
-    render(&req, &admin, &pool, Some(secret_token::reveal(&issued).to_owned())).await
+    render(
+        &req,
+        &admin,
+        &pool,
+        Some(secret_token::reveal(&issued).to_owned()),
+    )
+    .await
 }
 
 /// `POST /admin/keys/{prefix}/revoke`.
@@ -92,8 +111,13 @@ pub async fn revoke(
     let mut conn = pool.get().await?;
     let key = OrgApiKey::revoke(&mut conn, admin.0.org_id, &path)
         .await?
-        .ok_or_else(|| AppError::NotFound("Your organisation has no live key with that prefix.".into()))?;
-    let message = format!("Key {} revoked: it can no longer call Universal Logout.", key.prefix);
+        .ok_or_else(|| {
+            AppError::NotFound("Your organisation has no live key with that prefix.".into())
+        })?;
+    let message = format!(
+        "Key {} revoked: it can no longer call Universal Logout.",
+        key.prefix
+    );
     Ok(flash::redirect(&req, "/admin/keys", Flash::info(message)))
 }
 
@@ -110,14 +134,20 @@ pub async fn set_idp(
     form: web::Form<IdpForm>,
     pool: web::Data<Pool>,
 ) -> Result<HttpResponse, AppError> {
-    let (issuer, client_id) = (form.issuer.trim().trim_end_matches('/'), form.client_id.trim());
+    let (issuer, client_id) = (
+        form.issuer.trim().trim_end_matches('/'),
+        form.client_id.trim(),
+    );
     let refuse = |message: &str| Ok(flash::redirect(&req, "/admin/keys", Flash::error(message)));
     let idp = match (issuer.is_empty(), client_id.is_empty()) {
         (true, true) => None,
         (false, false) => {
-            let valid_url = url::Url::parse(issuer).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+            let valid_url =
+                url::Url::parse(issuer).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
             if !valid_url {
-                return refuse("The issuer must be an https:// URL, such as https://acme.okta.com.");
+                return refuse(
+                    "The issuer must be an https:// URL, such as https://acme.okta.com.",
+                );
             }
             if client_id.len() > 255 {
                 return refuse("The client id is too long (255 characters at most).");

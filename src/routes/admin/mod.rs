@@ -13,8 +13,14 @@ use actix_web::web;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(dashboard::dashboard))
         .route("/admin/events", web::get().to(dashboard::events))
-        .route("/admin/users/{id}/logout", web::post().to(dashboard::log_out_user))
-        .route("/admin/sessions/{id}/logout", web::post().to(dashboard::end_session))
+        .route(
+            "/admin/users/{id}/logout",
+            web::post().to(dashboard::log_out_user),
+        )
+        .route(
+            "/admin/sessions/{id}/logout",
+            web::post().to(dashboard::end_session),
+        )
         .route("/admin/audit", web::get().to(audit::audit))
         .service(
             web::resource("/admin/keys")

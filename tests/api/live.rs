@@ -1,0 +1,227 @@
+//! Live logout over Server-Sent Events: `GET /events` and the fan-out of revocations.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use ual_todo::db::models::OrgApiKey;
+
+use crate::helpers::{EventStream, TestApp, TestUser, count, spawn_app};
+
+const SOON: Duration = Duration::from_secs(5);
+
+async fn api_key(app: &TestApp, user: &TestUser) -> String {
+    let issued = OrgApiKey::create(&mut *app.conn().await, user.user.org_id)
+        .await
+        .unwrap()
+        .1;
+    ual_todo::secret_token::reveal(&issued).to_owned()
+}
+
+async fn ual(base: &str, key: &str, email: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{base}/global-token-revocation"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "sub_id": { "format": "email", "email": email } }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Waits until the instance has as many open streams (subscriptions register asynchronously).
+async fn wait_for_streams(app: &TestApp, n: usize) {
+    for _ in 0..100 {
+        if app.hub.stream_count() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "expected {n} open streams, found {}",
+        app.hub.stream_count()
+    );
+}
+
+fn reason(event: &ual_todo_event::Event) -> String {
+    serde_json::from_str::<Value>(&event.data).unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+mod ual_todo_event {
+    pub use crate::helpers::SseEvent as Event;
+}
+
+#[tokio::test]
+async fn the_stream_needs_a_signed_in_session() {
+    let app = spawn_app().await;
+
+    let anonymous = EventStream::open(&app.browser(), "/events")
+        .await
+        .err()
+        .unwrap();
+    let status = app.browser().get("/events/status").await;
+
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(status.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn universal_logout_reaches_every_stream_of_the_user_and_closes_it() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let bob = app
+        .create_user(alice.user.org_id, "bob@acme.test", false)
+        .await;
+    let key = api_key(&app, &alice).await;
+    let laptop = app.signed_in(&alice).await;
+    let phone = app.signed_in(&alice).await;
+    let bobs = app.signed_in(&bob).await;
+    let mut on_laptop = EventStream::open(&laptop, "/events").await.unwrap();
+    let mut on_phone = EventStream::open(&phone, "/events").await.unwrap();
+    let mut bob_stream = EventStream::open(&bobs, "/events").await.unwrap();
+    assert_eq!(laptop.get("/events/status").await.status(), StatusCode::OK);
+    wait_for_streams(&app, 3).await;
+
+    assert_eq!(
+        ual(&app.address, &key, "alice@acme.test").await,
+        StatusCode::NO_CONTENT
+    );
+
+    for stream in [&mut on_laptop, &mut on_phone] {
+        let event = stream.next(SOON).await.expect("a logout event");
+        assert_eq!(event.name, "logout");
+        assert_eq!(reason(&event), "ual");
+        assert!(
+            stream.closes(SOON).await,
+            "the stream ends after the logout"
+        );
+    }
+    assert_eq!(
+        bob_stream.next(Duration::from_millis(300)).await,
+        None,
+        "bob hears nothing"
+    );
+    assert_eq!(
+        laptop.get("/events/status").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        EventStream::open(&laptop, "/events").await.is_err(),
+        "a revoked session cannot reopen it"
+    );
+}
+
+#[tokio::test]
+async fn signing_out_ends_only_that_sessions_stream_with_reason_self() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let laptop = app.signed_in(&alice).await;
+    let phone = app.signed_in(&alice).await;
+    let mut on_laptop = EventStream::open(&laptop, "/events").await.unwrap();
+    let mut on_phone = EventStream::open(&phone, "/events").await.unwrap();
+    wait_for_streams(&app, 2).await;
+
+    laptop.post_form("/logout", &[]).await;
+
+    let event = on_laptop.next(SOON).await.unwrap();
+    assert_eq!(
+        (event.name.as_str(), reason(&event).as_str()),
+        ("logout", "self")
+    );
+    assert_eq!(on_phone.next(Duration::from_millis(300)).await, None);
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_instance_reaches_a_stream_on_another() {
+    let a = spawn_app().await;
+    let alice = a.alice().await;
+    let key = api_key(&a, &alice).await;
+    let b = ual_todo::startup::Application::build(ual_todo::config::Settings::for_database(
+        a.db.url.clone(),
+    ))
+    .await
+    .unwrap();
+    let b_hub = b.hub();
+    let b_address = format!("http://127.0.0.1:{}", b.port());
+    tokio::spawn(b.run_until_stopped());
+    let mut browser = a.signed_in(&alice).await;
+    browser.base = b_address;
+    let mut on_b = EventStream::open(&browser, "/events").await.unwrap();
+    for _ in 0..100 {
+        if b_hub.stream_count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert_eq!(
+        ual(&a.address, &key, "alice@acme.test").await,
+        StatusCode::NO_CONTENT
+    );
+
+    let event = on_b.next(SOON).await.expect("the logout crossed instances");
+    assert_eq!(
+        (event.name.as_str(), reason(&event).as_str()),
+        ("logout", "ual")
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_listening_connection_reconnects_and_ends_streams_it_missed() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let browser = app.signed_in(&alice).await;
+    let mut stream = EventStream::open(&browser, "/events").await.unwrap();
+    wait_for_streams(&app, 1).await;
+    for _ in 0..100 {
+        if app.hub.is_listening() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Cut the listener, and end the session in a way no notification announces.
+    {
+        use diesel::RunQueryDsl as _;
+        let mut conn = app.db.connect();
+        diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}' \
+             AND datname = current_database()",
+            ual_todo::live::LISTENER_NAME
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        diesel::sql_query("DELETE FROM sessions")
+            .execute(&mut conn)
+            .unwrap();
+    }
+
+    let event = stream
+        .next(SOON)
+        .await
+        .expect("the re-check found the session gone");
+    assert_eq!(
+        (event.name.as_str(), reason(&event).as_str()),
+        ("logout", "revoked")
+    );
+    assert!(app.hub.reconnects() >= 1);
+    assert!(app.hub.is_listening());
+    assert_eq!(count(&app.db, "sessions"), 0);
+}
+
+#[tokio::test]
+async fn a_closed_stream_is_unregistered_at_its_next_keep_alive() {
+    let app =
+        crate::helpers::spawn_app_with(|s| s.sse_keep_alive = Duration::from_millis(200)).await;
+    let alice = app.alice().await;
+    let browser = app.signed_in(&alice).await;
+    let stream = EventStream::open(&browser, "/events").await.unwrap();
+    wait_for_streams(&app, 1).await;
+
+    drop(stream);
+
+    wait_for_streams(&app, 0).await;
+}
