@@ -7,6 +7,7 @@ use std::{io::Read as _, process::ExitCode};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
 use crate::{
@@ -16,10 +17,11 @@ use crate::{
         self,
         models::{
             NewOrg, NewUser, Org, OrgApiKey, User,
-            org::{is_valid_slug, slugify},
+            org::{IdpSettings, is_valid_slug, slugify},
         },
     },
     error::is_unique_violation,
+    secret_box::SecretBox,
     secret_token,
     startup::Application,
 };
@@ -81,6 +83,16 @@ pub enum OrgCommand {
         /// This app's client id at the IdP (the `sub` of its Universal Logout JWTs).
         #[arg(long)]
         client_id: String,
+        /// Read the OIDC client secret (for SSO sign-in) from standard input; without it the
+        /// stored secret is kept.
+        #[arg(long)]
+        client_secret_stdin: bool,
+        /// Emails at this domain sign in with SSO through this org.
+        #[arg(long)]
+        email_domain: Option<String>,
+        /// Do not create unknown users at their first SSO sign-in.
+        #[arg(long)]
+        no_create_users: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -204,17 +216,19 @@ async fn manage(settings: Settings, command: Command) -> Result<(), CliError> {
         }
         Command::User(UserCommand::Create { email, .. }) => check_email(email)?,
         Command::Org(OrgCommand::SetIdp {
-            issuer, client_id, ..
-        }) => {
-            if !matches!(issuer.scheme(), "https" | "http") {
-                return Err(CliError::Usage("the issuer must be an https:// URL".into()));
-            }
-            if client_id.trim().is_empty() || client_id.len() > 255 {
-                return Err(CliError::Usage(
-                    "the client id must have 1 to 255 characters".into(),
-                ));
-            }
+            issuer,
+            client_id,
+            email_domain,
+            ..
+        }) => IdpSettings {
+            issuer: issuer.as_str(),
+            client_id: client_id.trim(),
+            client_secret: None,
+            email_domain: email_domain.as_deref(),
+            create_users: true,
         }
+        .check()
+        .map_err(CliError::Usage)?,
         _ => {}
     }
     let url = settings.database_url.clone();
@@ -246,8 +260,26 @@ async fn manage(settings: Settings, command: Command) -> Result<(), CliError> {
             slug,
             issuer,
             client_id,
+            client_secret_stdin,
+            email_domain,
+            no_create_users,
             json,
-        }) => org_set_idp(&mut conn, &slug, &issuer, &client_id, json).await,
+        }) => {
+            let secret = if client_secret_stdin {
+                Some(read_secret()?)
+            } else {
+                None
+            };
+            let idp = IdpSettings {
+                issuer: issuer.as_str().trim_end_matches('/'),
+                client_id: client_id.trim(),
+                client_secret: secret.as_ref().map(|s| s.expose_secret()),
+                email_domain: email_domain.as_deref(),
+                create_users: !no_create_users,
+            };
+            idp.check().map_err(CliError::Usage)?;
+            org_set_idp(&mut conn, &settings, &slug, &idp, json).await
+        }
         Command::Key(KeyCommand::Create { org, json }) => key_create(&mut conn, &org, json).await,
         Command::Key(KeyCommand::Revoke { org, prefix, json }) => {
             key_revoke(&mut conn, &org, &prefix, json).await
@@ -359,35 +391,62 @@ async fn org_create(
 
 async fn org_set_idp(
     conn: &mut AsyncPgConnection,
+    settings: &Settings,
     slug: &str,
-    issuer: &url::Url,
-    client_id: &str,
+    idp: &IdpSettings<'_>,
     json: bool,
 ) -> Result<(), CliError> {
     let org = find_org(conn, slug).await?;
-    let issuer = issuer.as_str().trim_end_matches('/');
-    let org = Org::set_idp(conn, org.id, Some((issuer, client_id.trim())))
+    let (secrets, _) = SecretBox::load(conn, settings).await?;
+    let org = Org::configure_idp(conn, org.id, idp, &secrets)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
-                anyhow::anyhow!("another org already uses this issuer with this client id")
+                anyhow::anyhow!(
+                    "another org already uses this issuer and client id, or this email domain"
+                )
             } else {
                 anyhow::Error::new(e).context("cannot set the IdP")
             }
         })?;
+    let sso_ready = org.idp_client_secret.is_some();
     if json {
         println!(
             "{}",
-            json!({ "slug": org.slug, "issuer": org.idp_issuer, "client_id": org.idp_client_id })
+            json!({ "slug": org.slug, "issuer": org.idp_issuer, "client_id": org.idp_client_id,
+                    "client_secret_set": sso_ready, "email_domain": org.email_domain,
+                    "create_users": org.sso_create_users })
         );
     } else {
         println!(
-            "`{}` now trusts Universal Logout JWTs from {issuer} for client {}.",
-            org.slug,
-            client_id.trim()
+            "`{}` now trusts Universal Logout JWTs from {} for client {}.",
+            org.slug, idp.issuer, idp.client_id
         );
+        if sso_ready {
+            println!(
+                "Single sign-on is ready: users choose \"Sign in with SSO\" on the sign-in page."
+            );
+        } else {
+            println!("For single sign-on, give the client secret too (--client-secret-stdin).");
+        }
     }
     Ok(())
+}
+
+/// A secret from standard input, without its trailing newline.
+fn read_secret() -> Result<SecretString, CliError> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .context("cannot read the client secret from standard input")?;
+    let secret = input.trim_end_matches(['\r', '\n']).to_owned();
+    if secret.is_empty() {
+        return Err(CliError::Usage(
+            "the client secret on standard input is empty".into(),
+        ));
+    }
+    Ok(SecretString::from(secret))
 }
 
 async fn key_create(conn: &mut AsyncPgConnection, slug: &str, json: bool) -> Result<(), CliError> {

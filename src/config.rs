@@ -29,6 +29,11 @@ pub struct Settings {
     #[arg(long, env = "COOKIE_KEY", hide_env_values = true, global = true)]
     pub cookie_key: Option<CookieKey>,
 
+    /// Hex-encoded 32-byte key that encrypts IdP client secrets; without it, a key kept in the
+    /// database is used (a database dump alone then reveals the secrets).
+    #[arg(long, env = "SECRETS_KEY", hide_env_values = true, global = true)]
+    pub secrets_key: Option<SecretsKey>,
+
     /// A session ends after this long without a request (e.g. 30m, 12h, 7d).
     #[arg(long, env = "SESSION_IDLE_TIMEOUT", default_value = "12h", value_parser = parse_duration, global = true)]
     pub session_idle_timeout: Duration,
@@ -63,6 +68,7 @@ impl Settings {
             bind: "127.0.0.1:0".parse().expect("a valid socket address"),
             public_url: None,
             cookie_key: None,
+            secrets_key: None,
             session_idle_timeout: Duration::from_secs(12 * 3600),
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
             database_pool_size: 8,
@@ -149,6 +155,27 @@ impl FromStr for CookieKey {
 impl fmt::Debug for CookieKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("CookieKey([redacted])")
+    }
+}
+
+/// The key that encrypts IdP client secrets; `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct SecretsKey(pub SecretString);
+
+impl FromStr for SecretsKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match hex::decode(s) {
+            Ok(bytes) if bytes.len() == 32 => Ok(Self(SecretString::from(s.to_owned()))),
+            _ => Err("SECRETS_KEY must be 32 bytes, hex-encoded (64 hex digits)".into()),
+        }
+    }
+}
+
+impl fmt::Debug for SecretsKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretsKey([redacted])")
     }
 }
 

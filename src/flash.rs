@@ -4,13 +4,15 @@
 use actix_web::{
     Error, HttpRequest, HttpResponse,
     body::MessageBody,
-    cookie::{Cookie, CookieJar, Key, SameSite, time::Duration},
+    cookie::time::Duration,
     dev::{ServiceRequest, ServiceResponse},
     http::header,
     middleware::Next,
     web,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::signed_cookie::{self, CookieSigner};
 
 const COOKIE: &str = "flash";
 
@@ -60,36 +62,17 @@ impl Flash {
 
     /// The message the request carries, if any, and if its signature is good.
     pub fn from_request(req: &HttpRequest) -> Option<Flash> {
-        let key = req.app_data::<web::Data<FlashKey>>()?;
-        let cookie = req.cookie(COOKIE)?;
-        let mut jar = CookieJar::new();
-        jar.add_original(cookie);
-        let verified = jar.signed(&key.0).get(COOKIE)?;
-        serde_json::from_str(verified.value()).ok()
+        serde_json::from_str(&CookieSigner::verified(req, COOKIE)?).ok()
     }
 }
-
-/// The key that signs flash cookies.
-pub struct FlashKey(pub Key);
 
 /// A 303 redirect to `location` that carries `flash` to the next page.
 pub fn redirect(req: &HttpRequest, location: &str, flash: Flash) -> HttpResponse {
     let mut response = HttpResponse::SeeOther();
     response.insert_header((header::LOCATION, location));
-    if let Some(key) = req.app_data::<web::Data<FlashKey>>() {
+    if let Some(signer) = req.app_data::<web::Data<CookieSigner>>() {
         let value = serde_json::to_string(&flash).expect("a Flash always serializes");
-        let mut jar = CookieJar::new();
-        jar.signed_mut(&key.0).add(
-            Cookie::build(COOKIE, value)
-                .path("/")
-                .http_only(true)
-                .same_site(SameSite::Lax)
-                .max_age(Duration::minutes(1))
-                .finish(),
-        );
-        if let Some(signed) = jar.delta().next() {
-            response.cookie(signed.clone());
-        }
+        response.cookie(signer.sign(COOKIE, value, "/", Duration::minutes(1)));
     }
     response.finish()
 }
@@ -109,9 +92,9 @@ pub async fn clear_shown(
     let had_flash = req.cookie(COOKIE).is_some();
     let mut response = next.call(req).await?;
     if had_flash && !response.status().is_redirection() {
-        let mut removal = Cookie::build(COOKIE, "").path("/").finish();
-        removal.make_removal();
-        response.response_mut().add_cookie(&removal)?;
+        response
+            .response_mut()
+            .add_cookie(&signed_cookie::removal(COOKIE, "/"))?;
     }
     Ok(response)
 }

@@ -227,7 +227,7 @@ impl Hub {
             Data::new(
                 json!({
                     "user_id": notice.user_id,
-                    "session_id": notice.session_id,
+                    "session_ids": notice.session_ids,
                     "source": notice.source,
                     "actor": notice.actor,
                     "sessions_ended": notice.sessions_ended,
@@ -238,13 +238,11 @@ impl Hub {
             .event("revoked"),
         );
         let mut streams = self.lock();
-        let sessions = match notice.session_id {
-            Some(session) => vec![session],
-            None => streams
-                .by_user
-                .get(&notice.user_id)
-                .cloned()
-                .unwrap_or_default(),
+        let sessions = if notice.session_ids.is_empty() {
+            let of_user = streams.by_user.get(&notice.user_id);
+            of_user.cloned().unwrap_or_default()
+        } else {
+            notice.session_ids.clone()
         };
         for session in sessions {
             for tx in streams.take_session(session) {
@@ -468,7 +466,7 @@ mod tests {
             revocation_id: 1,
             org_id: org,
             user_id: user,
-            session_id: session,
+            session_ids: session.into_iter().collect(),
             source: RevocationSource::Ual,
             actor: "test".into(),
             sessions_ended: 1,

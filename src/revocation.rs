@@ -65,8 +65,8 @@ pub struct Notice {
     pub revocation_id: i64,
     pub org_id: OrgId,
     pub user_id: UserId,
-    /// Set when a single session ended; otherwise every session of the user did.
-    pub session_id: Option<SessionId>,
+    /// The sessions that ended; empty when every session of the user did.
+    pub session_ids: Vec<SessionId>,
     pub source: RevocationSource,
     /// Who asked, as the audit log has it (cut to 200 characters).
     pub actor: String,
@@ -94,35 +94,57 @@ pub async fn revoke_user(
         .execute(conn)
         .await?;
         let tokens = AccessToken::revoke_all_for_user(conn, user).await?;
-        Ok(finish(conn, org, user, None, ended, tokens, by).await?)
+        Ok(finish(conn, org, user, Vec::new(), ended, tokens, by).await?)
     })
     .await
 }
 
-/// Ends one session of `org`; `None` when there is no such session (already ended).
-pub async fn revoke_session(
+/// Which sessions of an org to end.
+#[derive(Clone, Copy, Debug)]
+pub enum Sessions<'a> {
+    /// One session, as pages and admins name it.
+    One(SessionId),
+    /// Every session signed in through one session at the IdP (the ID token's `sid`).
+    OfIdpSession(&'a str),
+}
+
+/// Ends some sessions of `org`: one audit row and one announcement per user concerned. Empty
+/// when no session matched (already ended), which still spends a single-use JWT.
+pub async fn revoke_sessions(
     conn: &mut AsyncPgConnection,
     org: OrgId,
-    session: SessionId,
+    which: Sessions<'_>,
     by: Requester<'_>,
-) -> Result<Option<Outcome>, RevokeError> {
+) -> Result<Vec<Outcome>, RevokeError> {
     conn.transaction(async |conn| {
         use_once(conn, by).await?;
-        let owner: Option<Option<UserId>> = diesel::delete(
-            sessions::table
-                .filter(sessions::public_id.eq(session))
-                .filter(sessions::org_id.eq(org)),
-        )
-        .returning(sessions::user_id)
-        .get_result(conn)
-        .await
-        .optional()?;
-        match owner {
-            Some(Some(user)) => Ok(Some(
-                finish(conn, org, user, Some(session), 1, 0, by).await?,
-            )),
-            _ => Ok(None),
+        let in_org = sessions::table.filter(sessions::org_id.eq(org));
+        let ended: Vec<(SessionId, Option<UserId>)> = match which {
+            Sessions::One(id) => {
+                diesel::delete(in_org.filter(sessions::public_id.eq(id)))
+                    .returning((sessions::public_id, sessions::user_id))
+                    .get_results(conn)
+                    .await?
+            }
+            Sessions::OfIdpSession(sid) => {
+                diesel::delete(in_org.filter(sessions::oidc_sid.eq(sid)))
+                    .returning((sessions::public_id, sessions::user_id))
+                    .get_results(conn)
+                    .await?
+            }
+        };
+        let mut by_user: std::collections::BTreeMap<UserId, Vec<SessionId>> = Default::default();
+        for (session, user) in ended {
+            if let Some(user) = user {
+                by_user.entry(user).or_default().push(session);
+            }
         }
+        let mut outcomes = Vec::with_capacity(by_user.len());
+        for (user, sessions) in by_user {
+            let count = sessions.len();
+            outcomes.push(finish(conn, org, user, sessions, count, 0, by).await?);
+        }
+        Ok(outcomes)
     })
     .await
 }
@@ -181,7 +203,7 @@ async fn finish(
     conn: &mut AsyncPgConnection,
     org: OrgId,
     user: UserId,
-    session: Option<SessionId>,
+    session_ids: Vec<SessionId>,
     sessions_ended: usize,
     tokens_revoked: usize,
     by: Requester<'_>,
@@ -195,7 +217,7 @@ async fn finish(
         revocation_id: row.id,
         org_id: org,
         user_id: user,
-        session_id: session,
+        session_ids,
         source: by.source,
         actor: by.actor.chars().take(200).collect(),
         sessions_ended,

@@ -21,24 +21,26 @@ use tracing_actix_web::TracingLogger;
 use url::Url;
 
 use crate::{
-    auth::{csrf, jwks::JwksCache},
+    auth::{csrf, jwks::JwksCache, oidc::Sso},
     config::Settings,
     db::{
         self,
         models::{Setting, User},
     },
     error::AppError,
-    flash::{self, FlashKey},
+    flash,
     live::{self, Hub},
     routes,
+    secret_box::SecretBox,
     session_store::PgSessionStore,
+    signed_cookie::CookieSigner,
     sweeper,
     telemetry::RequestSpan,
 };
 
 /// How often each instance deletes expired sessions and JWT ids.
 const SWEEP_EVERY: Duration = Duration::from_secs(300);
-/// How long fetching an IdP's discovery document or keys may take.
+/// How long a call to an IdP (discovery, keys, token exchange) may take.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest form body accepted (sign-in, todos).
 const FORM_LIMIT: usize = 16 * 1024;
@@ -76,10 +78,18 @@ impl Application {
             .await
             .context("database preparation stopped")??;
         let pool = db::pool(&settings.database_url, settings.database_pool_size)?;
-        let (key, has_users) = {
+        let (key, secrets, has_users) = {
             let mut conn = pool.get().await.context("cannot connect to the database")?;
+            let (secrets, from_env) = SecretBox::load(&mut conn, &settings).await?;
+            if !from_env {
+                tracing::warn!(
+                    "SECRETS_KEY is not set: IdP client secrets are encrypted with a key kept in the \
+                     database, so a database dump alone reveals them"
+                );
+            }
             (
                 cookie_key(&mut conn, &settings).await?,
+                secrets,
                 User::count(&mut conn).await? > 0,
             )
         };
@@ -126,9 +136,14 @@ impl Application {
         );
         let pool_data = web::Data::new(pool);
         let url_data = web::Data::new(public_url.clone());
-        let flash_key = web::Data::new(FlashKey(key.clone()));
+        let cookie_signer = web::Data::new(CookieSigner {
+            key: key.clone(),
+            secure: public_url.0.scheme() == "https",
+        });
         let jwks = web::Data::new(JwksCache::new(JWKS_TIMEOUT, settings.jwks_min_refetch));
         let hub_data = web::Data::from(hub.clone());
+        let sso = web::Data::new(Sso::new(JWKS_TIMEOUT));
+        let secrets = web::Data::new(secrets);
 
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(store.clone(), key.clone())
@@ -150,9 +165,11 @@ impl Application {
             App::new()
                 .app_data(pool_data.clone())
                 .app_data(url_data.clone())
-                .app_data(flash_key.clone())
+                .app_data(cookie_signer.clone())
                 .app_data(jwks.clone())
                 .app_data(hub_data.clone())
+                .app_data(sso.clone())
+                .app_data(secrets.clone())
                 .app_data(
                     web::FormConfig::default()
                         .limit(FORM_LIMIT)
@@ -229,15 +246,19 @@ async fn cookie_key(conn: &mut AsyncPgConnection, settings: &Settings) -> anyhow
     Key::try_from(bytes.as_slice()).context("the cookie key is shorter than 64 bytes")
 }
 
+/// The Content-Security-Policy of every page: nothing inline, nothing from elsewhere.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+/// The same policy without `form-action`, for the sign-in page (see `routes::auth::login`).
+pub const CSP_WITHOUT_FORM_ACTION: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
 /// Headers on every response; a handler's own value wins (static files set their own caching).
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
-        .add((
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
-             frame-ancestors 'none'",
-        ))
+        .add(("Content-Security-Policy", CSP))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))

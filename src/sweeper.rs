@@ -1,4 +1,4 @@
-//! Periodic clean-up: expired sessions and JWT ids past their expiry. Every instance runs it;
+//! Periodic clean-up: expired sessions, JWT ids past their expiry, unfinished SSO sign-ins. Every instance runs it;
 //! the deletes are idempotent, so instances do not need to coordinate.
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::db::{
     Pool,
-    models::{SeenJti, SessionRecord},
+    models::{OidcLogin, SeenJti, SessionRecord},
 };
 
 /// Rows deleted per statement, so a large backlog never holds long locks.
@@ -18,6 +18,7 @@ const BATCH: i64 = 1000;
 pub struct Swept {
     pub sessions: usize,
     pub jtis: usize,
+    pub sso_logins: usize,
 }
 
 /// Sweeps every `every`, forever; spawned once per instance.
@@ -47,6 +48,7 @@ pub async fn sweep_once(pool: &Pool) -> anyhow::Result<Swept> {
         }
     }
     swept.jtis = SeenJti::delete_expired(&mut conn, OffsetDateTime::now_utc()).await?;
+    swept.sso_logins = OidcLogin::delete_expired(&mut conn, OffsetDateTime::now_utc()).await?;
     if swept != Swept::default() {
         tracing::info!(
             sessions = swept.sessions,

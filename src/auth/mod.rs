@@ -4,6 +4,7 @@
 pub mod csrf;
 pub mod jwks;
 pub mod jwt;
+pub mod oidc;
 pub mod password;
 
 use std::future::{Ready, ready};

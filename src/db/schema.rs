@@ -14,6 +14,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    oidc_logins (state_hash) {
+        state_hash -> Bytea,
+        org_id -> Uuid,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     org_api_keys (id) {
         id -> Uuid,
         org_id -> Uuid,
@@ -34,6 +45,9 @@ diesel::table! {
         idp_issuer -> Nullable<Text>,
         idp_client_id -> Nullable<Text>,
         disabled_at -> Nullable<Timestamptz>,
+        idp_client_secret -> Nullable<Bytea>,
+        sso_create_users -> Bool,
+        email_domain -> Nullable<Text>,
     }
 }
 
@@ -108,6 +122,7 @@ diesel::table! {
 }
 
 diesel::joinable!(access_tokens -> users (user_id));
+diesel::joinable!(oidc_logins -> orgs (org_id));
 diesel::joinable!(org_api_keys -> orgs (org_id));
 diesel::joinable!(revocations -> orgs (org_id));
 diesel::joinable!(revocations -> users (user_id));
@@ -118,6 +133,7 @@ diesel::joinable!(users -> orgs (org_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
+    oidc_logins,
     org_api_keys,
     orgs,
     revocations,

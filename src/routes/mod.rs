@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod backchannel_logout;
 pub mod events;
 pub mod global_token_revocation;
 pub mod health;
@@ -24,6 +25,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(events::config)
         .configure(admin::config)
         .configure(global_token_revocation::config)
+        .configure(backchannel_logout::config)
         .configure(health::config)
         .configure(assets::config);
 }

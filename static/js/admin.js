@@ -45,8 +45,10 @@
     const tr = row(data.user_id);
     const label = LABELS[data.source] || data.source;
     if (tr) {
-      const selector = data.session_id ? `li[data-session-id="${CSS.escape(data.session_id)}"]` : "li";
-      tr.querySelectorAll(`.sessions ${selector}`).forEach((li) => li.remove());
+      const ended = data.session_ids || [];
+      tr.querySelectorAll(".sessions li").forEach((li) => {
+        if (ended.length === 0 || ended.includes(li.dataset.sessionId)) li.remove();
+      });
       const left = recount(tr);
       tr.querySelector(".status").textContent =
         left === 0 ? `Signed out by ${label} just now` : `Session ended by ${label} just now`;

@@ -858,15 +858,21 @@ async fn a_jwt_from_one_orgs_idp_cannot_log_out_another_orgs_user() {
 async fn an_unreachable_jwks_is_401() {
     let s = setup().await;
     let key = rsa();
+    // A port nobody listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let issuer = format!("http://{closed}");
     Org::set_idp(
         &mut *s.app.conn().await,
         s.acme.id,
-        Some(("http://127.0.0.1:1", CLIENT_ID)),
+        Some((&issuer, CLIENT_ID)),
     )
     .await
     .unwrap();
     let claims = json!({
-        "iss": "http://127.0.0.1:1", "sub": CLIENT_ID, "aud": s.app.url("/global-token-revocation"),
+        "iss": issuer, "sub": CLIENT_ID, "aud": s.app.url("/global-token-revocation"),
         "iat": now(), "exp": now() + 300, "jti": "j-1",
     });
 

@@ -1,6 +1,7 @@
 //! One module per table: the row struct, the insert struct and the queries on it.
 
 pub mod access_token;
+pub mod oidc_login;
 pub mod org;
 pub mod org_api_key;
 pub mod revocation;
@@ -11,6 +12,7 @@ pub mod todo;
 pub mod user;
 
 pub use access_token::AccessToken;
+pub use oidc_login::OidcLogin;
 pub use org::{NewOrg, Org};
 pub use org_api_key::OrgApiKey;
 pub use revocation::{NewRevocation, Revocation, RevocationSource};

@@ -17,6 +17,56 @@ pub struct Org {
     /// The app's client id at that issuer (the `sub` of its Universal Logout JWTs).
     pub idp_client_id: Option<String>,
     pub disabled_at: Option<OffsetDateTime>,
+    /// The OIDC client secret, sealed by [`SecretBox`](crate::secret_box::SecretBox).
+    pub idp_client_secret: Option<Vec<u8>>,
+    /// Whether a user unknown to the app is created at their first SSO sign-in.
+    pub sso_create_users: bool,
+    /// Emails at this domain sign in through this org's IdP.
+    pub email_domain: Option<String>,
+}
+
+/// An org's identity-provider settings, as an admin or an operator gives them.
+#[derive(Clone, Copy, Debug)]
+pub struct IdpSettings<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    /// `None` keeps the stored secret.
+    pub client_secret: Option<&'a str>,
+    pub email_domain: Option<&'a str>,
+    pub create_users: bool,
+}
+
+impl IdpSettings<'_> {
+    /// What is wrong with the settings, in words for the person who gave them.
+    pub fn check(&self) -> Result<(), String> {
+        let issuer_ok = url::Url::parse(self.issuer)
+            .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+        if !issuer_ok {
+            return Err(
+                "The issuer must be an https:// URL, such as https://acme.okta.com.".into(),
+            );
+        }
+        if self.client_id.is_empty() || self.client_id.len() > 255 {
+            return Err("The client id must have 1 to 255 characters.".into());
+        }
+        if self
+            .client_secret
+            .is_some_and(|s| s.is_empty() || s.len() > 1024)
+        {
+            return Err("The client secret must have 1 to 1024 characters.".into());
+        }
+        let domain_ok = |d: &str| {
+            d.contains('.')
+                && !d.starts_with('.')
+                && d.len() <= 253
+                && d.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        };
+        if self.email_domain.is_some_and(|d| !domain_ok(d)) {
+            return Err("The email domain must look like acme.com (lowercase, no @).".into());
+        }
+        Ok(())
+    }
 }
 
 /// A tenant to insert.
@@ -61,13 +111,20 @@ impl Org {
             .optional()
     }
 
-    /// Sets (or, with `None`, clears) the org's IdP.
+    /// Sets the org's IdP, or with `None` clears it (and its client secret).
     pub async fn set_idp(
         conn: &mut AsyncPgConnection,
         id: OrgId,
         idp: Option<(&str, &str)>,
     ) -> QueryResult<Org> {
-        diesel::update(orgs::table.find(id))
+        let target = orgs::table.find(id);
+        if idp.is_none() {
+            diesel::update(target)
+                .set(orgs::idp_client_secret.eq(None::<Vec<u8>>))
+                .execute(conn)
+                .await?;
+        }
+        diesel::update(target)
             .set((
                 orgs::idp_issuer.eq(idp.map(|(issuer, _)| issuer)),
                 orgs::idp_client_id.eq(idp.map(|(_, client)| client)),
@@ -75,6 +132,83 @@ impl Org {
             .returning(Org::as_returning())
             .get_result(conn)
             .await
+    }
+
+    /// Sets the org's IdP and single sign-on in one go; the secret is sealed by `secrets`.
+    pub async fn configure_idp(
+        conn: &mut AsyncPgConnection,
+        id: OrgId,
+        settings: &IdpSettings<'_>,
+        secrets: &crate::secret_box::SecretBox,
+    ) -> QueryResult<Org> {
+        use diesel_async::AsyncConnection as _;
+        conn.transaction(async |conn| {
+            if let Some(secret) = settings.client_secret {
+                Org::set_client_secret(conn, id, &secrets.seal(secret, id.0.as_bytes())).await?;
+            }
+            Org::set_sso_options(conn, id, settings.email_domain, settings.create_users).await?;
+            Org::set_idp(conn, id, Some((settings.issuer, settings.client_id))).await
+        })
+        .await
+    }
+
+    /// Stores the org's OIDC client secret, already sealed.
+    pub async fn set_client_secret(
+        conn: &mut AsyncPgConnection,
+        id: OrgId,
+        sealed: &[u8],
+    ) -> QueryResult<()> {
+        diesel::update(orgs::table.find(id))
+            .set(orgs::idp_client_secret.eq(sealed))
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
+    /// Sets how SSO sign-ins route to the org and whether they may create users.
+    pub async fn set_sso_options(
+        conn: &mut AsyncPgConnection,
+        id: OrgId,
+        email_domain: Option<&str>,
+        create_users: bool,
+    ) -> QueryResult<()> {
+        diesel::update(orgs::table.find(id))
+            .set((
+                orgs::email_domain.eq(email_domain),
+                orgs::sso_create_users.eq(create_users),
+            ))
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
+    /// The org whose users sign in with emails at `domain`.
+    pub async fn find_by_email_domain(
+        conn: &mut AsyncPgConnection,
+        domain: &str,
+    ) -> QueryResult<Option<Org>> {
+        orgs::table
+            .filter(orgs::email_domain.eq(domain.to_lowercase()))
+            .select(Org::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// The orgs whose IdP is `issuer` and whose client id is one of `client_ids` (a logout
+    /// token's `aud`).
+    pub async fn find_by_issuer_and_audience(
+        conn: &mut AsyncPgConnection,
+        issuer: &str,
+        client_ids: &[String],
+    ) -> QueryResult<Option<Org>> {
+        orgs::table
+            .filter(orgs::idp_issuer.eq(issuer))
+            .filter(orgs::idp_client_id.eq_any(client_ids))
+            .select(Org::as_select())
+            .first(conn)
+            .await
+            .optional()
     }
 
     /// Disables or re-enables the org: a disabled org's credentials may do nothing.

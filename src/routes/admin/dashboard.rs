@@ -21,7 +21,7 @@ use crate::{
     error::{ApiError, AppError},
     flash::{self, Flash},
     live::{Feed, Hub},
-    revocation::{self, Requester},
+    revocation::{self, Requester, Sessions},
     routes::{events, format_time, page},
     startup::PublicUrl,
 };
@@ -221,9 +221,11 @@ pub async fn end_session(
         single_use: None,
     };
     let mut conn = pool.get().await?;
-    revocation::revoke_session(&mut conn, admin.0.org_id, id, by)
-        .await?
-        .ok_or_else(not_found)?;
+    let ended =
+        revocation::revoke_sessions(&mut conn, admin.0.org_id, Sessions::One(id), by).await?;
+    if ended.is_empty() {
+        return Err(not_found());
+    }
     Ok(flash::redirect(
         &req,
         "/admin",

@@ -13,11 +13,12 @@ use crate::{
     auth::{AdminUser, Viewer},
     db::{
         Pool,
-        models::{Org, OrgApiKey},
+        models::{Org, OrgApiKey, org::IdpSettings},
     },
     error::{AppError, is_unique_violation},
     flash::{self, Flash},
     routes::page,
+    secret_box::SecretBox,
     secret_token,
     startup::PublicUrl,
 };
@@ -34,6 +35,8 @@ pub struct KeysPage {
     /// A key just created: shown this once.
     pub new_key: Option<String>,
     pub endpoint: String,
+    pub redirect_uri: String,
+    pub backchannel_uri: String,
 }
 
 async fn render(
@@ -47,10 +50,11 @@ async fn render(
         .await?
         .ok_or_else(|| AppError::NotFound("Your organisation no longer exists.".into()))?;
     let keys = OrgApiKey::list_for_org(&mut conn, org.id).await?;
-    let endpoint = req
-        .app_data::<web::Data<PublicUrl>>()
-        .map(|u| u.join(crate::routes::global_token_revocation::PATH))
-        .unwrap_or_default();
+    let url = |path: &str| {
+        req.app_data::<web::Data<PublicUrl>>()
+            .map(|u| u.join(path))
+            .unwrap_or_default()
+    };
     let keys_page = KeysPage {
         viewer: Some(admin.0.viewer()),
         section: "keys",
@@ -62,7 +66,9 @@ async fn render(
         org,
         keys,
         new_key,
-        endpoint,
+        endpoint: url(crate::routes::global_token_revocation::PATH),
+        redirect_uri: url("/auth/oidc/callback"),
+        backchannel_uri: url("/backchannel-logout"),
     };
     let mut response = page(req, StatusCode::OK, keys_page);
     response.headers_mut().insert(
@@ -125,48 +131,67 @@ pub async fn revoke(
 pub struct IdpForm {
     issuer: String,
     client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    email_domain: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    create_users: Option<String>,
 }
 
-/// `POST /admin/idp`: sets the org's IdP (both fields) or clears it (both empty).
+/// `POST /admin/idp`: sets the org's IdP and single sign-on, or clears them (issuer and client
+/// id both empty). A blank secret keeps the stored one: it is never shown again.
 pub async fn set_idp(
     req: HttpRequest,
     admin: AdminUser,
     form: web::Form<IdpForm>,
     pool: web::Data<Pool>,
+    secrets: web::Data<SecretBox>,
 ) -> Result<HttpResponse, AppError> {
+    let refuse = |message: &str| Ok(flash::redirect(&req, "/admin/keys", Flash::error(message)));
     let (issuer, client_id) = (
         form.issuer.trim().trim_end_matches('/'),
         form.client_id.trim(),
     );
-    let refuse = |message: &str| Ok(flash::redirect(&req, "/admin/keys", Flash::error(message)));
-    let idp = match (issuer.is_empty(), client_id.is_empty()) {
-        (true, true) => None,
-        (false, false) => {
-            let valid_url =
-                url::Url::parse(issuer).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
-            if !valid_url {
-                return refuse(
-                    "The issuer must be an https:// URL, such as https://acme.okta.com.",
-                );
-            }
-            if client_id.len() > 255 {
-                return refuse("The client id is too long (255 characters at most).");
-            }
-            Some((issuer, client_id))
-        }
-        _ => return refuse("Give both the issuer and the client id, or clear both."),
-    };
     let mut conn = pool.get().await?;
-    match Org::set_idp(&mut conn, admin.0.org_id, idp).await {
+    if issuer.is_empty() && client_id.is_empty() {
+        Org::set_idp(&mut conn, admin.0.org_id, None).await?;
+        Org::set_sso_options(&mut conn, admin.0.org_id, None, true).await?;
+        return Ok(flash::redirect(
+            &req,
+            "/admin/keys",
+            Flash::info("Identity provider removed."),
+        ));
+    }
+    if issuer.is_empty() || client_id.is_empty() {
+        return refuse("Give both the issuer and the client id, or clear both.");
+    }
+    let email_domain = form.email_domain.trim().to_lowercase();
+    let idp = IdpSettings {
+        issuer,
+        client_id,
+        client_secret: Some(form.client_secret.trim()).filter(|s| !s.is_empty()),
+        email_domain: Some(email_domain.as_str()).filter(|d| !d.is_empty()),
+        create_users: form.create_users.is_some(),
+    };
+    if let Err(message) = idp.check() {
+        return refuse(&message);
+    }
+    match Org::configure_idp(&mut conn, admin.0.org_id, &idp, &secrets).await {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
-            return refuse("Another organisation already uses this issuer with this client id.");
+            return refuse(
+                "Another organisation already uses this issuer and client id, or this email domain.",
+            );
         }
         Err(e) => return Err(e.into()),
     }
-    let message = match idp {
-        Some(_) => "Identity provider saved: its signed JWTs may now call Universal Logout.",
-        None => "Identity provider removed.",
-    };
-    Ok(flash::redirect(&req, "/admin/keys", Flash::info(message)))
+    Ok(flash::redirect(
+        &req,
+        "/admin/keys",
+        Flash::info(
+            "Identity provider saved: its signed JWTs may call Universal Logout, and SSO uses it.",
+        ),
+    ))
 }

@@ -1,6 +1,10 @@
 use actix_identity::Identity;
 use actix_session::SessionExt as _;
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{
+    HttpMessage as _, HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
 use askama::Template;
 use askama_web::WebTemplate;
 use secrecy::{ExposeSecret, SecretString};
@@ -29,6 +33,46 @@ pub struct LoginPage {
     pub ask_org: bool,
     pub error: Option<String>,
     pub reason: Option<&'static str>,
+    /// What was typed in the SSO form (work email or organisation ID).
+    pub sso: String,
+    pub sso_error: Option<String>,
+}
+
+impl LoginPage {
+    /// The empty form.
+    pub fn blank() -> LoginPage {
+        LoginPage {
+            viewer: None,
+            flash: None,
+            email: String::new(),
+            org: String::new(),
+            ask_org: false,
+            error: None,
+            reason: None,
+            sso: String::new(),
+            sso_error: None,
+        }
+    }
+
+    /// The form explaining why single sign-on did not work.
+    pub fn sso_failed(sso: &str, message: impl Into<String>) -> LoginPage {
+        LoginPage {
+            sso: sso.to_owned(),
+            sso_error: Some(message.into()),
+            ..LoginPage::blank()
+        }
+    }
+}
+
+/// The sign-in page. Its policy leaves out `form-action`: the SSO form leads, by redirect, to
+/// the org's identity provider, which `form-action 'self'` would block.
+pub fn render(req: &HttpRequest, status: StatusCode, login: LoginPage) -> HttpResponse {
+    let mut response = page(req, status, login);
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(crate::startup::CSP_WITHOUT_FORM_ACTION),
+    );
+    response
 }
 
 #[derive(Deserialize)]
@@ -47,6 +91,7 @@ fn reason_text(reason: &str) -> Option<&'static str> {
         "admin" => "An administrator of your organisation signed you out.",
         "self" => "You signed out on another device or tab.",
         "expired" => "Your session has ended. Please sign in again.",
+        "revoked" => "You were signed out. Please sign in again.",
         _ => return None,
     })
 }
@@ -61,15 +106,11 @@ pub async fn login_form(
         return flash::see_other("/todos");
     }
     let form = LoginPage {
-        viewer: None,
         flash: Flash::from_request(&req),
-        email: String::new(),
-        org: String::new(),
-        ask_org: false,
-        error: None,
         reason: query.reason.as_deref().and_then(reason_text),
+        ..LoginPage::blank()
     };
-    page(&req, StatusCode::OK, form)
+    render(&req, StatusCode::OK, form)
 }
 
 #[derive(Deserialize)]
@@ -97,15 +138,13 @@ pub async fn login(
         .filter(|o| !o.is_empty());
     let refuse = |status: StatusCode, message: &str, ask_org: bool| {
         let form = LoginPage {
-            viewer: None,
-            flash: None,
             email: email.clone(),
             org: org.clone().unwrap_or_default(),
             ask_org,
             error: Some(message.to_owned()),
-            reason: None,
+            ..LoginPage::blank()
         };
-        Ok(page(&req, status, form))
+        Ok(render(&req, status, form))
     };
 
     if email.is_empty() || password.expose_secret().is_empty() {
@@ -151,6 +190,17 @@ pub async fn login(
         }
     };
 
+    tracing::info!(user_id = %user.id, org_id = %user.org_id, "signed in with a password");
+    sign_in(&req, &user, None)
+}
+
+/// Starts a fresh session for `user`: the key is renewed (a key planted before sign-in is
+/// never signed in), and the IdP's session id is kept for back-channel logout.
+pub fn sign_in(
+    req: &HttpRequest,
+    user: &User,
+    oidc_sid: Option<String>,
+) -> Result<HttpResponse, AppError> {
     let meta = SessionMeta {
         id: SessionId::new(),
         org_id: user.org_id,
@@ -158,18 +208,17 @@ pub async fn login(
         is_admin: user.is_admin,
         user_agent: req
             .headers()
-            .get(actix_web::http::header::USER_AGENT)
+            .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
         ip: req.peer_addr().map(|a| a.ip().to_string()),
-        oidc_sid: None,
+        oidc_sid,
     };
-    // `login` renews the session: a key planted before sign-in (fixation) is never signed in.
-    Identity::login(&req.extensions(), user.id.to_string())
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("cannot sign in: {e}")))?;
+    let failed =
+        |e: &dyn std::fmt::Display| AppError::Unexpected(anyhow::anyhow!("cannot sign in: {e}"));
+    Identity::login(&req.extensions(), user.id.to_string()).map_err(|e| failed(&e))?;
     req.get_session()
         .insert(META_KEY, meta)
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("cannot sign in: {e}")))?;
-    tracing::info!(user_id = %user.id, org_id = %user.org_id, "signed in with a password");
+        .map_err(|e| failed(&e))?;
     Ok(flash::see_other("/todos"))
 }

@@ -7,7 +7,7 @@ use crate::{
     db::{Pool, models::RevocationSource},
     error::AppError,
     flash,
-    revocation::{self, Requester},
+    revocation::{self, Requester, Sessions},
 };
 
 /// `POST /logout`: ends this session through the one revocation path (audited, and announced to
@@ -21,10 +21,10 @@ pub async fn logout(
     if let Some(user) = user {
         let request_id = request_id.to_string();
         let mut conn = pool.get().await?;
-        revocation::revoke_session(
+        revocation::revoke_sessions(
             &mut conn,
             user.org_id,
-            user.session_id,
+            Sessions::One(user.session_id),
             Requester {
                 source: RevocationSource::SelfService,
                 actor: "user",

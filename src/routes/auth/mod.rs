@@ -1,7 +1,8 @@
-//! Signing in and out with a password.
+//! Signing in (with a password or through the org's IdP) and out.
 
 mod login;
 mod logout;
+mod sso;
 
 use actix_web::web;
 
@@ -11,5 +12,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(login::login_form))
             .route(web::post().to(login::login)),
     )
-    .route("/logout", web::post().to(logout::logout));
+    .route("/logout", web::post().to(logout::logout))
+    .route("/auth/oidc/start", web::get().to(sso::start))
+    .route("/auth/oidc/callback", web::get().to(sso::callback));
 }
