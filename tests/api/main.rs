@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod backchannel;
 mod cli;
 mod helpers;
 mod idp;
