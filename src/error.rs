@@ -199,3 +199,38 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
 }
+
+/// Whether a path answers in JSON (APIs, identity-provider calls, event streams) rather than
+/// with pages.
+pub fn is_json_route(path: &str) -> bool {
+    const JSON: &[&str] = &[
+        "/api/",
+        "/global-token-revocation",
+        "/backchannel-logout",
+        "/events",
+        "/admin/events",
+        "/healthz",
+    ];
+    JSON.iter().any(|prefix| path.starts_with(prefix))
+}
+
+/// Middleware, outside the session layer: the session store fails only when the database does,
+/// and actix-session would answer an opaque 500. Answer 503 instead, as a page or as JSON, so
+/// people see what is going on and identity providers retry. Nobody is ever signed in by it.
+pub async fn storage_failures_are_unavailable(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let json = is_json_route(req.path());
+    next.call(req).await.map_err(|e| {
+        if e.as_response_error().status_code() != StatusCode::INTERNAL_SERVER_ERROR {
+            return e;
+        }
+        let unavailable = AppError::Unavailable(anyhow::anyhow!("session storage failed: {e}"));
+        if json {
+            ApiError(unavailable).into()
+        } else {
+            unavailable.into()
+        }
+    })
+}

@@ -9,6 +9,7 @@ pub mod device;
 pub mod error;
 pub mod flash;
 pub mod live;
+pub mod metrics;
 pub mod revocation;
 pub mod routes;
 pub mod secret_box;

@@ -126,6 +126,8 @@ impl Streams {
 /// The streams an instance serves, and the state of its listening connection.
 pub struct Hub {
     streams: Mutex<Streams>,
+    /// Set at shutdown: streams are closed so browsers reconnect to another instance.
+    closing: AtomicBool,
     listening: AtomicBool,
     reconnects: AtomicU64,
     keep_alive: Duration,
@@ -163,6 +165,7 @@ impl Hub {
     pub fn new(keep_alive: Duration) -> Arc<Hub> {
         Arc::new(Hub {
             streams: Mutex::default(),
+            closing: AtomicBool::new(false),
             listening: AtomicBool::new(false),
             reconnects: AtomicU64::new(0),
             keep_alive,
@@ -189,6 +192,14 @@ impl Hub {
         feed: Feed,
     ) -> Subscription {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        if self.closing.load(Ordering::SeqCst) {
+            // Shutting down: the stream ends at once and the browser retries elsewhere.
+            return Subscription {
+                hub: self.clone(),
+                id: 0,
+                rx,
+            };
+        }
         let mut guard = self.lock();
         let streams = &mut *guard;
         streams.next_id += 1;
@@ -296,6 +307,16 @@ impl Hub {
         for tx in self.lock().take_session(session) {
             let _ = tx.try_send(logout.clone());
         }
+    }
+
+    /// Closes every stream (without a logout: the sessions live on) and refuses new ones, so
+    /// browsers reconnect to another instance while this one shuts down.
+    pub fn close_all(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let mut streams = self.lock();
+        let count = streams.entries.len();
+        *streams = Streams::default();
+        tracing::info!(streams = count, "closed live streams for shutdown");
     }
 
     /// Sessions this instance holds streams for.

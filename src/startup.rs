@@ -30,6 +30,7 @@ use crate::{
     error::AppError,
     flash,
     live::{self, Hub},
+    metrics::{self, Metrics},
     routes,
     secret_box::SecretBox,
     session_store::PgSessionStore,
@@ -42,6 +43,8 @@ use crate::{
 const SWEEP_EVERY: Duration = Duration::from_secs(300);
 /// How long a call to an IdP (discovery, keys, token exchange) may take.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Seconds in-flight requests get to finish at shutdown.
+pub const SHUTDOWN_TIMEOUT: u64 = 10;
 /// Largest form body accepted (sign-in, todos).
 const FORM_LIMIT: usize = 16 * 1024;
 
@@ -144,6 +147,7 @@ impl Application {
         let hub_data = web::Data::from(hub.clone());
         let sso = web::Data::new(Sso::new(JWKS_TIMEOUT));
         let secrets = web::Data::new(secrets);
+        let metrics = web::Data::new(Metrics::default());
 
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(store.clone(), key.clone())
@@ -170,6 +174,7 @@ impl Application {
                 .app_data(hub_data.clone())
                 .app_data(sso.clone())
                 .app_data(secrets.clone())
+                .app_data(metrics.clone())
                 .app_data(
                     web::FormConfig::default()
                         .limit(FORM_LIMIT)
@@ -189,8 +194,10 @@ impl Application {
                         .build(),
                 )
                 .wrap(sessions)
+                .wrap(from_fn(crate::error::storage_failures_are_unavailable))
                 .wrap(from_fn(csrf::reject_cross_origin))
                 .wrap(security_headers())
+                .wrap(from_fn(metrics::count_requests))
                 .wrap(TracingLogger::<RequestSpan>::new())
         })
         .workers(
@@ -198,7 +205,8 @@ impl Application {
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         )
-        .shutdown_timeout(10)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT)
+        .disable_signals()
         .listen(listener)?
         .run();
 
@@ -225,9 +233,22 @@ impl Application {
         &self.public_url
     }
 
-    /// Serves until the server is stopped (Ctrl-C or SIGTERM).
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully: stops accepting, closes the
+    /// live streams (browsers reconnect to another instance), lets in-flight requests finish
+    /// for up to [`SHUTDOWN_TIMEOUT`] seconds.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        tokio::select! {
+            result = &mut server => result,
+            () = shutdown_signal() => {
+                tracing::info!("shutting down: closing live streams and finishing requests");
+                self.hub.close_all();
+                // The server future must keep running for the stop to complete.
+                let (_, result) = tokio::join!(handle.stop(true), server);
+                result
+            }
+        }
     }
 }
 
@@ -263,4 +284,20 @@ fn security_headers() -> DefaultHeaders {
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))
         .add(("Cache-Control", "no-store"))
+}
+
+/// Resolves at SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM can be handled");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

@@ -18,6 +18,7 @@ use crate::{
         models::{Org, RevocationSource, SeenJti, User},
     },
     error::{ApiError, AppError},
+    metrics::Metrics,
     revocation::{self, Requester, RevokeError, Sessions, SingleUse},
 };
 
@@ -58,6 +59,7 @@ async fn backchannel_logout(
     form: web::Form<LogoutForm>,
     pool: web::Data<Pool>,
     jwks: web::Data<JwksCache>,
+    metrics: web::Data<Metrics>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let token = form.logout_token.trim();
@@ -135,14 +137,19 @@ async fn backchannel_logout(
     let mut conn = pool.get().await?;
     let result = match (sid, sub) {
         (Some(sid), _) => {
-            revocation::revoke_sessions(&mut conn, org.id, Sessions::OfIdpSession(sid), by)
-                .await
-                .map(|ended| ended.iter().map(|o| o.sessions_ended).sum::<usize>())
+            let revoke =
+                revocation::revoke_sessions(&mut conn, org.id, Sessions::OfIdpSession(sid), by);
+            let ended = metrics.timed(by.source, revoke).await;
+            ended.map(|ended| ended.iter().map(|o| o.sessions_ended).sum::<usize>())
         }
         (None, Some(sub)) => match User::find_by_oidc(&mut conn, org.id, &issuer, sub).await? {
-            Some(user) => revocation::revoke_user(&mut conn, org.id, user.id, by)
-                .await
-                .map(|o| o.sessions_ended),
+            Some(user) => {
+                let revoke = revocation::revoke_user(&mut conn, org.id, user.id, by);
+                metrics
+                    .timed(by.source, revoke)
+                    .await
+                    .map(|o| o.sessions_ended)
+            }
             // Nobody to sign out (already out, or never signed in here); the token is spent all the same.
             None => match SeenJti::record(&mut conn, &issuer, &verified.jti, verified.expires_at)
                 .await?

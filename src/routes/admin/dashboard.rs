@@ -21,6 +21,7 @@ use crate::{
     error::{ApiError, AppError},
     flash::{self, Flash},
     live::{Feed, Hub},
+    metrics::Metrics,
     revocation::{self, Requester, Sessions},
     routes::{events, format_time, page},
     startup::PublicUrl,
@@ -172,6 +173,7 @@ pub async fn log_out_user(
     admin: AdminUser,
     path: web::Path<String>,
     pool: web::Data<Pool>,
+    metrics: web::Data<Metrics>,
     request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
     let not_found = || AppError::NotFound("There is no such user in your organisation.".into());
@@ -187,7 +189,8 @@ pub async fn log_out_user(
         request_id: Some(&request_id),
         single_use: None,
     };
-    let outcome = revocation::revoke_user(&mut conn, admin.0.org_id, user.id, by).await?;
+    let revoke = revocation::revoke_user(&mut conn, admin.0.org_id, user.id, by);
+    let outcome = metrics.timed(by.source, revoke).await?;
     let message = format!(
         "Signed {} out everywhere: {} session{} ended, {} token{} revoked.",
         user.email,
@@ -205,6 +208,7 @@ pub async fn end_session(
     admin: AdminUser,
     path: web::Path<String>,
     pool: web::Data<Pool>,
+    metrics: web::Data<Metrics>,
     request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
     let not_found = || {
@@ -221,8 +225,8 @@ pub async fn end_session(
         single_use: None,
     };
     let mut conn = pool.get().await?;
-    let ended =
-        revocation::revoke_sessions(&mut conn, admin.0.org_id, Sessions::One(id), by).await?;
+    let revoke = revocation::revoke_sessions(&mut conn, admin.0.org_id, Sessions::One(id), by);
+    let ended = metrics.timed(by.source, revoke).await?;
     if ended.is_empty() {
         return Err(not_found());
     }

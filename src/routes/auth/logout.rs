@@ -7,6 +7,7 @@ use crate::{
     db::{Pool, models::RevocationSource},
     error::AppError,
     flash,
+    metrics::Metrics,
     revocation::{self, Requester, Sessions},
 };
 
@@ -16,23 +17,21 @@ pub async fn logout(
     user: Option<CurrentUser>,
     session: Session,
     pool: web::Data<Pool>,
+    metrics: web::Data<Metrics>,
     request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
     if let Some(user) = user {
         let request_id = request_id.to_string();
         let mut conn = pool.get().await?;
-        revocation::revoke_sessions(
-            &mut conn,
-            user.org_id,
-            Sessions::One(user.session_id),
-            Requester {
-                source: RevocationSource::SelfService,
-                actor: "user",
-                request_id: Some(&request_id),
-                single_use: None,
-            },
-        )
-        .await?;
+        let by = Requester {
+            source: RevocationSource::SelfService,
+            actor: "user",
+            request_id: Some(&request_id),
+            single_use: None,
+        };
+        let revoke =
+            revocation::revoke_sessions(&mut conn, user.org_id, Sessions::One(user.session_id), by);
+        metrics.timed(by.source, revoke).await?;
     }
     session.purge();
     Ok(flash::see_other("/login?reason=signed_out"))

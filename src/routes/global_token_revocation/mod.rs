@@ -19,6 +19,7 @@ use crate::{
     auth::{self, jwks::JwksCache},
     db::{Pool, models::RevocationSource},
     error::{ApiError, AppError},
+    metrics::Metrics,
     revocation::{self, Requester, RevokeError},
     startup::PublicUrl,
 };
@@ -55,6 +56,7 @@ async fn global_token_revocation(
     pool: web::Data<Pool>,
     jwks: web::Data<JwksCache>,
     public_url: web::Data<PublicUrl>,
+    metrics: web::Data<Metrics>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let credential = auth::bearer(&req)?;
@@ -80,7 +82,9 @@ async fn global_token_revocation(
         request_id: Some(&request_id),
         single_use: caller.single_use(),
     };
-    let outcome = revocation::revoke_user(&mut conn, caller.org.id, user.id, requester)
+    let revoke = revocation::revoke_user(&mut conn, caller.org.id, user.id, requester);
+    let outcome = metrics
+        .timed(RevocationSource::Ual, revoke)
         .await
         .map_err(|e| match e {
             RevokeError::Replayed => {

@@ -1,0 +1,108 @@
+//! Graceful shutdown of a real `ual-todo` process: SIGTERM closes the live streams at once (the
+//! browser reconnects to another instance), lets in-flight requests finish, and exits cleanly.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use ual_todo::db::models::OrgApiKey;
+
+use crate::helpers::{EventStream, TestDb, spawn_app_with};
+
+/// Starts the binary on `db` and returns it with its address.
+fn serve(db: &TestDb) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
+        .env("DATABASE_URL", db.url.expose())
+        .env("BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the server logs where it serves")
+            .unwrap();
+        if let Some(at) = line.split("serving at ").nth(1) {
+            break at.trim().trim_end_matches('/').to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {}); // keep draining its log
+    (child, address)
+}
+
+#[tokio::test]
+async fn sigterm_closes_streams_finishes_requests_and_exits_cleanly() {
+    // Instance B runs in the test; instance A is a real process on the same database.
+    let b = spawn_app_with(|_| {}).await;
+    let alice = b.alice().await;
+    let key = ual_todo::secret_token::reveal(
+        &OrgApiKey::create(&mut *b.conn().await, alice.user.org_id)
+            .await
+            .unwrap()
+            .1,
+    )
+    .to_owned();
+    let (mut a, a_address) = serve(&b.db);
+    let mut browser = b.browser();
+    browser.base = a_address.clone();
+    crate::helpers::assert_is_redirect_to(
+        &browser.login("alice@acme.test", &alice.password).await,
+        "/todos",
+    );
+    let mut stream = EventStream::open(&browser, "/events").await.unwrap();
+
+    // A Universal Logout call in flight: headers sent, body still coming.
+    let (send_rest, rest) = tokio::sync::oneshot::channel::<()>();
+    let body = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(r#"{"sub_id":{"format":"email","#.to_owned())
+    })
+    .chain(futures_util::stream::once(async move {
+        let _ = rest.await;
+        Ok(r#""email":"nobody@acme.test"}}"#.to_owned())
+    }));
+    use futures_util::StreamExt as _;
+    let in_flight = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{a_address}/global-token-revocation"))
+            .bearer_auth(&key)
+            .header("Content-Type", "application/json")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    Command::new("kill")
+        .args(["-TERM", &a.id().to_string()])
+        .status()
+        .unwrap();
+
+    assert!(
+        stream.closes(Duration::from_secs(2)).await,
+        "the live stream is closed at once"
+    );
+    let _ = send_rest.send(());
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request was answered");
+    assert_eq!(
+        answer.status(),
+        StatusCode::NOT_FOUND,
+        "…and fully handled (no such user)"
+    );
+    let status = tokio::task::spawn_blocking(move || a.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "a clean exit: {status:?}");
+
+    // The browser reconnects elsewhere: instance B knows the session.
+    browser.base = b.address.clone();
+    assert_eq!(browser.get("/todos").await.status(), StatusCode::OK);
+    assert!(EventStream::open(&browser, "/events").await.is_ok());
+}

@@ -1,0 +1,417 @@
+//! Single sign-on through a real OpenID Provider (npm `oidc-provider`, a separate process):
+//! sign-in, linking, creation, every refusal, and logouts that start at the provider.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use ual_todo::{
+    db::models::{Org, User, org::IdpSettings},
+    secret_box::SecretBox,
+};
+
+use crate::{
+    helpers::{EventStream, TestApp, assert_is_redirect_to, count, spawn_app},
+    oidc_provider::{OidcProvider, client},
+};
+
+/// An app whose org `acme` signs in through a provider.
+struct Setup {
+    app: TestApp,
+    idp: OidcProvider,
+    acme: Org,
+}
+
+async fn setup_with(create_users: bool) -> Setup {
+    let app = spawn_app().await;
+    let idp = OidcProvider::start(
+        vec![client(&app, "acme-app")],
+        json!({ "alice@acme.test": { "sub": "00u-alice", "email": "alice@acme.test", "email_verified": true } }),
+    );
+    let acme = app.create_org("acme").await;
+    configure(
+        &app,
+        &acme,
+        &idp.issuer,
+        "acme-app",
+        "acme.test",
+        create_users,
+    )
+    .await;
+    Setup { app, idp, acme }
+}
+
+async fn configure(
+    app: &TestApp,
+    org: &Org,
+    issuer: &str,
+    client_id: &str,
+    email_domain: &str,
+    create_users: bool,
+) {
+    let mut conn = app.conn().await;
+    let (secrets, _) = SecretBox::load(
+        &mut conn,
+        &ual_todo::config::Settings::for_database(app.db.url.clone()),
+    )
+    .await
+    .unwrap();
+    let secret = format!("{client_id}-secret");
+    let idp = IdpSettings {
+        issuer,
+        client_id,
+        client_secret: Some(&secret),
+        email_domain: Some(email_domain),
+        create_users,
+    };
+    Org::configure_idp(&mut conn, org.id, &idp, &secrets)
+        .await
+        .unwrap();
+}
+
+async fn setup() -> Setup {
+    setup_with(true).await
+}
+
+async fn page_says(response: reqwest::Response, status: StatusCode, words: &str) {
+    assert_eq!(response.status(), status, "{words}");
+    let page = response.text().await.unwrap();
+    assert!(page.contains(words), "the page should say {words:?}");
+}
+
+#[tokio::test]
+async fn a_first_sso_sign_in_creates_the_user_and_keeps_the_idp_session() {
+    let s = setup().await;
+    let browser = s.app.browser();
+
+    let answer = s.idp.sign_in(&browser, "acme", "alice@acme.test").await;
+
+    assert_is_redirect_to(&answer, "/todos");
+    assert!(browser.page("/todos").await.contains("alice@acme.test"));
+    let who = format!(
+        "users WHERE org_id = '{}' AND email = 'alice@acme.test' AND oidc_subject = '00u-alice' \
+         AND oidc_issuer = '{}' AND password_hash IS NULL",
+        s.acme.id, s.idp.issuer
+    );
+    assert_eq!(count(&s.app.db, &who), 1);
+    assert_eq!(
+        count(&s.app.db, "sessions WHERE oidc_sid IS NOT NULL"),
+        1,
+        "the ID token's sid is kept"
+    );
+    assert_eq!(
+        count(&s.app.db, "oidc_logins"),
+        0,
+        "the sign-in state is spent"
+    );
+}
+
+#[tokio::test]
+async fn an_email_routes_to_its_org_and_an_existing_account_is_linked() {
+    let s = setup_with(false).await;
+    let alice = s.app.create_user(s.acme.id, "Alice@Acme.test", false).await;
+    let browser = s.app.browser();
+
+    let answer = s
+        .idp
+        .sign_in(&browser, "alice%40acme.test", "alice@acme.test")
+        .await;
+
+    assert_is_redirect_to(&answer, "/todos");
+    let linked = User::find(&mut *s.app.conn().await, alice.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(linked.oidc_subject.as_deref(), Some("00u-alice"));
+    assert_eq!(count(&s.app.db, "users"), 1, "nobody new");
+    // Next time the identity alone finds the account.
+    let again = s.app.browser();
+    assert_is_redirect_to(
+        &s.idp.sign_in(&again, "acme", "alice@acme.test").await,
+        "/todos",
+    );
+}
+
+#[tokio::test]
+async fn without_creation_an_unknown_user_is_refused_and_nothing_is_created() {
+    let s = setup_with(false).await;
+    let browser = s.app.browser();
+
+    let answer = s.idp.sign_in(&browser, "acme", "mallory@acme.test").await;
+
+    page_says(
+        answer,
+        StatusCode::FORBIDDEN,
+        "There is no account for you at acme",
+    )
+    .await;
+    assert_eq!(count(&s.app.db, "users"), 0);
+    assert_eq!(count(&s.app.db, "sessions"), 0);
+}
+
+#[tokio::test]
+async fn unknown_or_unconfigured_orgs_say_so_on_the_sign_in_page() {
+    let s = setup().await;
+    s.app.create_org("globex").await; // no IdP
+
+    for org in ["nope", "globex", "someone%40unknown.test"] {
+        let answer = s
+            .app
+            .browser()
+            .get(&format!("/auth/oidc/start?org={org}"))
+            .await;
+        page_says(
+            answer,
+            StatusCode::NOT_FOUND,
+            "No organisation signs in with single sign-on",
+        )
+        .await;
+    }
+    let empty = s.app.browser().get("/auth/oidc/start?org=").await;
+    page_says(empty, StatusCode::BAD_REQUEST, "Enter your work email").await;
+}
+
+#[tokio::test]
+async fn a_callback_from_another_browser_or_a_replay_is_refused() {
+    let s = setup().await;
+    let browser = s.app.browser();
+    let started = browser.get("/auth/oidc/start?org=acme").await;
+    let authorize = started.headers()["location"].to_str().unwrap().to_owned();
+    let callback = s.idp.sign_in_at(&authorize, "alice@acme.test").await;
+
+    // Another browser (no state cookie): refused, and the attempt stays usable for its owner.
+    let stranger = s.app.browser().client.get(&callback).send().await.unwrap();
+    page_says(
+        stranger,
+        StatusCode::BAD_REQUEST,
+        "expired or was already used",
+    )
+    .await;
+
+    let owner = browser.client.get(&callback).send().await.unwrap();
+    assert_is_redirect_to(&owner, "/todos");
+
+    // The same callback again: the state is spent.
+    let replay = browser.client.get(&callback).send().await.unwrap();
+    page_says(
+        replay,
+        StatusCode::BAD_REQUEST,
+        "expired or was already used",
+    )
+    .await;
+    assert_eq!(count(&s.app.db, "sessions"), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_or_expired_state_is_refused() {
+    let s = setup().await;
+    let browser = s.app.browser();
+    let started = browser.get("/auth/oidc/start?org=acme").await;
+    let authorize = started.headers()["location"].to_str().unwrap().to_owned();
+    let callback = s.idp.sign_in_at(&authorize, "alice@acme.test").await;
+
+    let wrong = browser
+        .client
+        .get(callback.replace("state=", "state=x"))
+        .send()
+        .await
+        .unwrap();
+    page_says(
+        wrong,
+        StatusCode::BAD_REQUEST,
+        "expired or was already used",
+    )
+    .await;
+    {
+        use diesel::RunQueryDsl as _;
+        diesel::sql_query("UPDATE oidc_logins SET expires_at = now() - interval '1 second'")
+            .execute(&mut s.app.db.connect())
+            .unwrap();
+    }
+    let expired = browser.client.get(&callback).send().await.unwrap();
+    page_says(
+        expired,
+        StatusCode::BAD_REQUEST,
+        "expired or was already used",
+    )
+    .await;
+    assert_eq!(count(&s.app.db, "users") + count(&s.app.db, "sessions"), 0);
+}
+
+#[tokio::test]
+async fn an_id_token_with_the_wrong_nonce_is_refused() {
+    let s = setup().await;
+    let browser = s.app.browser();
+    let started = browser.get("/auth/oidc/start?org=acme").await;
+    let authorize = started.headers()["location"].to_str().unwrap().to_owned();
+    let callback = s.idp.sign_in_at(&authorize, "alice@acme.test").await;
+    {
+        use diesel::RunQueryDsl as _;
+        diesel::sql_query("UPDATE oidc_logins SET nonce = 'not-the-nonce'")
+            .execute(&mut s.app.db.connect())
+            .unwrap();
+    }
+
+    let answer = browser.client.get(&callback).send().await.unwrap();
+
+    page_says(answer, StatusCode::UNAUTHORIZED, "could not be completed").await;
+    assert_eq!(count(&s.app.db, "users") + count(&s.app.db, "sessions"), 0);
+}
+
+#[tokio::test]
+async fn an_idp_error_is_shown_and_nothing_is_created() {
+    let s = setup().await;
+    let browser = s.app.browser();
+    let started = browser.get("/auth/oidc/start?org=acme").await;
+    let authorize = url::Url::parse(started.headers()["location"].to_str().unwrap()).unwrap();
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+
+    let answer = browser
+        .get(&format!(
+            "/auth/oidc/callback?error=access_denied&error_description=%3Cscript%3E&state={state}"
+        ))
+        .await;
+
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    let page = answer.text().await.unwrap();
+    assert!(page.contains("did not sign you in (access_denied)"));
+    assert!(!page.contains("<script>"));
+    assert_eq!(count(&s.app.db, "users"), 0);
+}
+
+#[tokio::test]
+async fn a_code_from_another_orgs_idp_is_refused() {
+    let s = setup().await;
+    let other = OidcProvider::start(vec![client(&s.app, "globex-app")], json!({}));
+    let globex = s.app.create_org("globex").await;
+    configure(
+        &s.app,
+        &globex,
+        &other.issuer,
+        "globex-app",
+        "globex.test",
+        true,
+    )
+    .await;
+    let browser = s.app.browser();
+    // Start at acme, but come back with a code issued by globex's provider.
+    let started = browser.get("/auth/oidc/start?org=acme").await;
+    let acme_authorize = url::Url::parse(started.headers()["location"].to_str().unwrap()).unwrap();
+    let mut globex_authorize = url::Url::parse(&format!("{}/auth", other.issuer)).unwrap();
+    let pairs: Vec<(String, String)> = acme_authorize
+        .query_pairs()
+        .map(|(k, v)| {
+            let value = if k == "client_id" {
+                "globex-app".to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), value)
+        })
+        .collect();
+    globex_authorize.query_pairs_mut().extend_pairs(pairs);
+    let callback = other
+        .sign_in_at(globex_authorize.as_str(), "eve@globex.test")
+        .await;
+
+    let answer = browser.client.get(&callback).send().await.unwrap();
+
+    page_says(answer, StatusCode::UNAUTHORIZED, "could not be completed").await;
+    assert_eq!(count(&s.app.db, "users") + count(&s.app.db, "sessions"), 0);
+}
+
+#[tokio::test]
+async fn signing_out_at_the_idp_ends_the_session_live_through_back_channel_logout() {
+    let s = setup().await;
+    let browser = s.app.browser();
+    assert_is_redirect_to(
+        &s.idp.sign_in(&browser, "acme", "alice@acme.test").await,
+        "/todos",
+    );
+    let password_session = s.app.browser();
+    let alice = User::find_by_email(&mut *s.app.conn().await, s.acme.id, "alice@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    {
+        let hash = ual_todo::auth::password::hash("a long enough secret").unwrap();
+        User::set_password_hash(&mut *s.app.conn().await, alice.id, &hash)
+            .await
+            .unwrap();
+    }
+    assert_is_redirect_to(
+        &password_session
+            .login("alice@acme.test", "a long enough secret")
+            .await,
+        "/todos",
+    );
+    let mut stream = EventStream::open(&browser, "/events").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    s.idp.sign_out().await;
+
+    let event = stream
+        .next(Duration::from_secs(5))
+        .await
+        .expect("a live logout");
+    assert_eq!(event.name, "logout");
+    assert!(event.data.contains("backchannel"));
+    assert_is_redirect_to(&browser.get("/todos").await, "/login");
+    assert_eq!(
+        password_session.get("/todos").await.status(),
+        StatusCode::OK,
+        "only that IdP session ended"
+    );
+    assert_eq!(
+        count(&s.app.db, "revocations WHERE source = 'backchannel'"),
+        1
+    );
+    // Getting back in means going through the IdP again.
+    let again = s.app.browser();
+    let started = again.get("/auth/oidc/start?org=acme").await;
+    assert!(
+        started.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(&s.idp.issuer)
+    );
+}
+
+#[tokio::test]
+async fn a_universal_logout_jwt_signed_with_the_providers_real_key_works() {
+    let s = setup().await;
+    let browser = s.app.browser();
+    assert_is_redirect_to(
+        &s.idp.sign_in(&browser, "acme", "alice@acme.test").await,
+        "/todos",
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let jwt = s
+        .idp
+        .sign(
+            json!({ "typ": "global-token-revocation+jwt" }),
+            json!({
+                "iss": s.idp.issuer, "sub": "acme-app", "aud": s.app.url("/global-token-revocation"),
+                "iat": now, "exp": now + 300, "jti": uuid::Uuid::new_v4().to_string(),
+            }),
+        )
+        .await;
+
+    let answer = reqwest::Client::new()
+        .post(s.app.url("/global-token-revocation"))
+        .bearer_auth(jwt)
+        .json(
+            &json!({ "sub_id": { "format": "iss_sub", "iss": s.idp.issuer, "sub": "00u-alice" } }),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    assert_is_redirect_to(&browser.get("/todos").await, "/login");
+}
