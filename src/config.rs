@@ -55,6 +55,11 @@ pub struct Settings {
     #[arg(long, env = "SSE_KEEP_ALIVE", default_value = "15s", value_parser = parse_duration, global = true)]
     pub sse_keep_alive: Duration,
 
+    /// Take client IPs (for rate limits and the session list) from `X-Forwarded-For`: only
+    /// behind a proxy that sets it.
+    #[arg(long, env = "TRUST_PROXY_HEADERS", global = true)]
+    pub trust_proxy_headers: bool,
+
     /// HTTP worker threads (default: one per CPU core).
     #[arg(long, env = "WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -74,6 +79,7 @@ impl Settings {
             database_pool_size: 8,
             jwks_min_refetch: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),
+            trust_proxy_headers: false,
             workers: Some(1),
         }
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod flash;
 pub mod live;
 pub mod metrics;
+pub mod rate_limit;
 pub mod revocation;
 pub mod routes;
 pub mod secret_box;

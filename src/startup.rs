@@ -31,6 +31,7 @@ use crate::{
     flash,
     live::{self, Hub},
     metrics::{self, Metrics},
+    rate_limit::Limits,
     routes,
     secret_box::SecretBox,
     session_store::PgSessionStore,
@@ -148,6 +149,7 @@ impl Application {
         let sso = web::Data::new(Sso::new(JWKS_TIMEOUT));
         let secrets = web::Data::new(secrets);
         let metrics = web::Data::new(Metrics::default());
+        let limits = web::Data::new(Limits::new(settings.trust_proxy_headers));
 
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(store.clone(), key.clone())
@@ -175,6 +177,7 @@ impl Application {
                 .app_data(sso.clone())
                 .app_data(secrets.clone())
                 .app_data(metrics.clone())
+                .app_data(limits.clone())
                 .app_data(
                     web::FormConfig::default()
                         .limit(FORM_LIMIT)

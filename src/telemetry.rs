@@ -12,10 +12,17 @@ use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
 
+/// Log targets held at `info` whatever `RUST_LOG` says, because their debug output contains
+/// secrets: tokio-postgres logs every statement's parameters (PKCE verifiers, hashes).
+const NEVER_VERBOSE: &[&str] = &["tokio_postgres=info"];
+
 /// Installs the global subscriber; `RUST_LOG` overrides `default_filter`.
 pub fn init(default_filter: &str) {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    for directive in NEVER_VERBOSE {
+        filter = filter.add_directive(directive.parse().expect("a valid directive"));
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

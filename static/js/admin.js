@@ -26,8 +26,10 @@
     const count = tr.querySelectorAll(".sessions li").length;
     const badge = tr.querySelector(".session-count");
     badge.textContent = String(count);
-    badge.setAttribute("aria-label", `${count} active sessions`);
-    sessionTotal.textContent = String(document.querySelectorAll(".sessions li").length);
+    badge.setAttribute("aria-label", `${count} active session${count === 1 ? "" : "s"}`);
+    const total = document.querySelectorAll(".sessions li").length;
+    sessionTotal.textContent = String(total);
+    sessionTotal.nextSibling.textContent = ` active session${total === 1 ? "" : "s"}`;
     return count;
   }
 

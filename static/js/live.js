@@ -51,6 +51,11 @@
   };
   if (worker.port) worker.port.start();
 
+  // This tab signing out is not news to itself: it is on its way to the sign-in page.
+  document.addEventListener("submit", (event) => {
+    if (event.target.matches('form[action="/logout"]')) left = true;
+  });
+
   // A page restored from the back/forward cache must ask the server again.
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) location.reload();

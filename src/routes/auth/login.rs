@@ -15,6 +15,7 @@ use crate::{
     db::{Pool, ids::SessionId, models::User},
     error::AppError,
     flash::{self, Flash},
+    rate_limit::{self, Limits},
     routes::page,
     session_store::{META_KEY, SessionMeta},
 };
@@ -126,6 +127,7 @@ pub async fn login(
     req: HttpRequest,
     form: web::Form<LoginForm>,
     pool: web::Data<Pool>,
+    limits: web::Data<Limits>,
 ) -> Result<HttpResponse, AppError> {
     let LoginForm {
         email,
@@ -157,6 +159,26 @@ pub async fn login(
     if password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
         return refuse(StatusCode::BAD_REQUEST, "That password is too long.", false);
     }
+    // Too many failures for this account or from this address: refused before any hashing.
+    let account = format!("account:{}", email.to_lowercase());
+    let ip = format!("ip:{}", limits.client_ip(&req));
+    let wait = limits
+        .login_per_account
+        .retry_after(&account)
+        .max(limits.login_per_ip.retry_after(&ip));
+    if let Some(wait) = wait {
+        let minutes = wait.as_secs().div_ceil(60);
+        let message = format!(
+            "Too many failed sign-ins. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        );
+        let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, &message, false)?;
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_str(&rate_limit::seconds(wait)).expect("digits"),
+        );
+        return Ok(response);
+    }
 
     let mut candidates = {
         let mut conn = pool.get().await?;
@@ -178,6 +200,12 @@ pub async fn login(
     })
     .await?;
 
+    if matched.is_empty() {
+        limits.login_per_account.failed(&account);
+        limits.login_per_ip.failed(&ip);
+    } else {
+        limits.login_per_account.succeeded(&account);
+    }
     let user = match matched.len() {
         0 => return refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS, org.is_some()),
         1 => matched.remove(0).0,

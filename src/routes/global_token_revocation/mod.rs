@@ -20,6 +20,7 @@ use crate::{
     db::{Pool, models::RevocationSource},
     error::{ApiError, AppError},
     metrics::Metrics,
+    rate_limit::{self, Limits},
     revocation::{self, Requester, RevokeError},
     startup::PublicUrl,
 };
@@ -50,6 +51,10 @@ async fn method_not_allowed() -> HttpResponse {
 
 /// Handles one Universal Logout request.
 #[tracing::instrument(skip_all, fields(org, user))]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each argument is an actix extractor"
+)]
 async fn global_token_revocation(
     req: HttpRequest,
     payload: web::Payload,
@@ -57,12 +62,29 @@ async fn global_token_revocation(
     jwks: web::Data<JwksCache>,
     public_url: web::Data<PublicUrl>,
     metrics: web::Data<Metrics>,
+    limits: web::Data<Limits>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let credential = auth::bearer(&req)?;
-    let caller = {
-        let mut conn = pool.get().await?;
-        credential::authenticate(&mut conn, credential, &jwks, &public_url.join(PATH)).await?
+    // Authentication is checked first, whatever the address: a valid call is never delayed.
+    let ip = limits.client_ip(&req);
+    let authenticated = match auth::bearer(&req) {
+        Ok(credential) => {
+            let mut conn = pool.get().await?;
+            credential::authenticate(&mut conn, credential, &jwks, &public_url.join(PATH)).await
+        }
+        Err(e) => Err(e),
+    };
+    let caller = match authenticated {
+        Ok(caller) => caller,
+        Err(AppError::Unauthorized(why)) => {
+            limits.ual_per_ip.failed(&ip);
+            if let Some(wait) = limits.ual_per_ip.retry_after(&ip) {
+                tracing::warn!(ip, "too many failed Universal Logout authentications");
+                return Ok(too_many(wait));
+            }
+            return Err(AppError::Unauthorized(why).into());
+        }
+        Err(other) => return Err(other.into()),
     };
     tracing::Span::current().record("org", caller.org.slug.as_str());
     if caller.org.disabled_at.is_some() {
@@ -109,6 +131,17 @@ async fn global_token_revocation(
     Ok(HttpResponse::NoContent()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
+}
+
+/// 429 for an address that keeps failing to authenticate.
+fn too_many(wait: std::time::Duration) -> HttpResponse {
+    HttpResponse::TooManyRequests()
+        .insert_header((header::RETRY_AFTER, rate_limit::seconds(wait)))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "error": "too_many_requests",
+            "error_description": "too many failed authentications from this address; retry later",
+        }))
 }
 
 fn require_json(req: &HttpRequest) -> Result<(), AppError> {

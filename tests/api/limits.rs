@@ -1,0 +1,115 @@
+//! Abuse limits: failed sign-ins per account and per address, failed Universal Logout
+//! authentications per address; a valid Universal Logout call is never delayed.
+
+use reqwest::StatusCode;
+use ual_todo::db::models::OrgApiKey;
+
+use crate::helpers::{assert_is_redirect_to, spawn_app};
+
+#[tokio::test]
+async fn ten_failed_sign_ins_lock_the_account_for_a_while() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let bob = app
+        .create_user(alice.user.org_id, "bob@acme.test", false)
+        .await;
+    for _ in 0..10 {
+        let wrong = app
+            .browser()
+            .login("alice@acme.test", "not her password")
+            .await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    let locked = app
+        .browser()
+        .login("ALICE@acme.test", &alice.password)
+        .await;
+
+    assert_eq!(
+        locked.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    let wait: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&wait));
+    assert!(
+        locked
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed sign-ins. Try again in 15 minutes.")
+    );
+    assert_is_redirect_to(
+        &app.browser().login("bob@acme.test", &bob.password).await,
+        "/todos",
+    );
+}
+
+#[tokio::test]
+async fn many_failures_from_one_address_stop_its_sign_ins() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    for i in 0..50 {
+        let guess = app
+            .browser()
+            .login(&format!("user{i}@acme.test"), "guess")
+            .await;
+        assert_eq!(guess.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    let response = app
+        .browser()
+        .login("alice@acme.test", &alice.password)
+        .await;
+
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn failed_ual_authentications_are_limited_but_a_valid_call_never_is() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let key = ual_todo::secret_token::reveal(
+        &OrgApiKey::create(&mut *app.conn().await, alice.user.org_id)
+            .await
+            .unwrap()
+            .1,
+    )
+    .to_owned();
+    let call = |credential: String| {
+        let url = app.url("/global-token-revocation");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(credential)
+                .json(&serde_json::json!({ "sub_id": { "format": "email", "email": "alice@acme.test" } }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..19 {
+        assert_eq!(
+            call(format!("ual_{}", "x".repeat(44))).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    let limited = call(format!("ual_{}", "y".repeat(44))).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests");
+
+    assert_eq!(
+        call(key).await.status(),
+        StatusCode::NO_CONTENT,
+        "the valid key is not delayed"
+    );
+}
