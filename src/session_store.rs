@@ -169,9 +169,8 @@ impl SessionStore for PgSessionStore {
         Ok(key)
     }
 
-    async fn update_ttl(&self, key: &SessionKey, _ttl: &CookieDuration) -> anyhow::Result<()> {
+    async fn update_ttl(&self, _key: &SessionKey, _ttl: &CookieDuration) -> anyhow::Result<()> {
         // Activity is recorded by `load`, at most once per TOUCH_INTERVAL; nothing to do here.
-        let _ = key;
         Ok(())
     }
 
