@@ -40,6 +40,18 @@ async function runJson(args, databaseUrl) {
   }
 }
 
+/** Runs `ual-todo ARGS --json` with `input` on its standard input; resolves with its JSON. */
+async function runJsonWithInput(args, databaseUrl, input) {
+  try {
+    const running = run(BIN, args, { env: appEnv(databaseUrl), timeout: START_TIMEOUT_MS });
+    running.child.stdin.end(input);
+    const { stdout } = await running;
+    return JSON.parse(stdout);
+  } catch (error) {
+    throw new Error(`\`ual-todo ${args.join(' ')}\` failed: ${error.message}\n${error.stderr ?? ''}`);
+  }
+}
+
 async function dropDatabase(name) {
   await run('psql', ['-h', PG_HOST, '-U', PG_USER, '-v', 'ON_ERROR_STOP=1', '-q',
     '-c', `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`]);
@@ -99,7 +111,8 @@ export async function startInstance(databaseUrl) {
 /**
  * Starts ual-todo on a new database seeded with `demo`.
  * Returns { url, org, accounts, apiKey, databaseUrl, createUser(email, {admin}),
- * startInstance(), serverLog(), stop() };
+ * setIdp({issuer, clientId, clientSecret, emailDomain, createUsers}), startInstance(), serverLog(),
+ * stop() };
  * `accounts` is keyed by the email's local part: accounts.alice = { email, password, admin };
  * `apiKey` is the org's Universal Logout key; `startInstance()` starts a second server on the
  * same database (stopped by `stop()` too).
@@ -127,6 +140,11 @@ export async function startApp() {
       databaseUrl,
       createUser: (email, { admin = false } = {}) =>
         runJson(['user', 'create', '--org', demo.org.slug, '--email', email, ...(admin ? ['--admin'] : []), '--json'], databaseUrl),
+      /** `ual-todo org set-idp` for the demo org (the secret goes in on stdin). Resolves with its JSON. */
+      setIdp: ({ issuer, clientId, clientSecret, emailDomain, createUsers = true }) => runJsonWithInput([
+        'org', 'set-idp', demo.org.slug, '--issuer', issuer, '--client-id', clientId, '--client-secret-stdin',
+        ...(emailDomain ? ['--email-domain', emailDomain] : []), ...(createUsers ? [] : ['--no-create-users']), '--json',
+      ], databaseUrl, `${clientSecret}\n`),
       startInstance: async () => {
         const instance = await startInstance(databaseUrl);
         instances.push(instance);
@@ -141,17 +159,27 @@ export async function startApp() {
   }
 }
 
-/** Launches Debian's Chromium headless, with the flags this closed network needs. */
-export function launchBrowser() {
+/**
+ * Launches Debian's Chromium headless, with the flags this closed network needs (and `extraArgs`,
+ * e.g. `LOCAL_ONLY_ARGS`).
+ */
+export function launchBrowser({ extraArgs = [] } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...extraArgs,
     ],
   });
 }
+
+/**
+ * Chromium flags that make every host name but 127.0.0.1 fail at once (for timings: the test
+ * provider's pages ask for a web font from fonts.googleapis.com, which this network cannot reach).
+ */
+export const LOCAL_ONLY_ARGS = ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'];
 
 /** Signs in through the form and waits for the page it leads to. */
 export async function login(page, url, email, password) {
@@ -453,4 +481,115 @@ export async function expectStillSignedIn(page, email, label) {
   expectEqual(new URL(page.url()).pathname, '/todos', `${label}: the page after a reload`);
   await page.getByRole('heading', { name: 'Your todos' }).waitFor({ timeout: 2_000 });
   expectEqual(await page.locator('nav.account .who').innerText(), email, `${label}: signed in as`);
+}
+
+// --- Single sign-on: the test OpenID Provider (e2e/idp) and its pages --------------------------
+
+const IDP_SCRIPT = join(E2E_DIR, 'idp', 'provider.mjs');
+
+/**
+ * Starts the test OpenID Provider (e2e/idp/provider.mjs) with `config` (its IDP_CONFIG: port,
+ * clients, accounts) and resolves once it printed its issuer. Returns { issuer, log(), stop() };
+ * `log()` is its stderr (where failed back-channel deliveries show up).
+ */
+export async function startIdp(config) {
+  const child = spawn(process.execPath, [IDP_SCRIPT], {
+    env: { ...process.env, IDP_CONFIG: JSON.stringify({ port: 0, ...config }) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const stop = () => stopServer({ child });
+  try {
+    const issuer = await new Promise((resolveIssuer, reject) => {
+      let stdout = '';
+      const timer = setTimeout(() => fail(`did not print its issuer within ${START_TIMEOUT_MS / 1000} s`), START_TIMEOUT_MS);
+      function fail(why) {
+        clearTimeout(timer);
+        reject(new Error(`the test OpenID Provider ${why}. Its stderr:\n${stderr}`));
+      }
+      child.on('error', (error) => fail(`could not start (${IDP_SCRIPT}): ${error.message}`));
+      child.on('exit', (code, signal) => fail(`exited early (code ${code}, signal ${signal})`));
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk;
+        const newline = stdout.indexOf('\n');
+        if (newline === -1) return;
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        try {
+          resolveIssuer(JSON.parse(stdout.slice(0, newline)).issuer);
+        } catch (error) {
+          fail(`printed ${JSON.stringify(stdout.slice(0, newline))} (${error.message})`);
+        }
+      });
+    });
+    return { issuer, log: () => stderr, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * Sets up single sign-on for `app`'s demo org: starts the test OpenID Provider with one client for
+ * `app` (its callback, its sign-in page after logout, its back-channel logout URI) and `accounts`
+ * (login → claims), then `ual-todo org set-idp` with that issuer (work emails at `emailDomain`,
+ * by default the demo users' domain, sign in through it). Returns
+ * { issuer, clientId, log(), stop() } (the provider).
+ */
+export async function startOrgIdp(app, {
+  accounts = {}, clientId = 'acme-app', clientSecret = `secret-${randomBytes(12).toString('hex')}`,
+  emailDomain = app.accounts.alice?.email.split('@')[1], // the demo's users are at acme.test
+} = {}) {
+  const idp = await startIdp({
+    clients: [{
+      client_id: clientId,
+      client_secret: clientSecret,
+      redirect_uris: [`${app.url}/auth/oidc/callback`],
+      post_logout_redirect_uris: [`${app.url}/login`],
+      backchannel_logout_uri: `${app.url}/backchannel-logout`,
+    }],
+    accounts,
+  });
+  try {
+    await app.setIdp({ issuer: idp.issuer, clientId, clientSecret, emailDomain });
+  } catch (error) {
+    await idp.stop();
+    throw error;
+  }
+  return { ...idp, clientId };
+}
+
+/** The single sign-on form of the app's sign-in page. */
+export const ssoForm = (page) => ({
+  input: page.getByLabel('Work email or organisation ID'),
+  button: page.getByRole('button', { name: 'Continue with your organisation' }),
+});
+
+/**
+ * On the app's sign-in page, types `orgOrEmail` into the SSO form and clicks "Continue with your
+ * organisation"; waits for the page it leads to (the provider's login page, or straight back to
+ * the app when the provider still has a session).
+ */
+export async function startSso(page, url, orgOrEmail) {
+  await page.goto(`${url}/login`);
+  const form = ssoForm(page);
+  await form.input.fill(orgOrEmail);
+  await submit(page, () => form.button.click());
+}
+
+/** Whether `page` is the test provider's login page (oidc-provider's dev interaction page). */
+export async function isProviderLoginPage(page, issuer) {
+  const u = new URL(page.url());
+  return u.origin === issuer && /^\/interaction\/[^/]+$/.test(u.pathname)
+    && await page.locator('form input[name=login]').count() === 1;
+}
+
+/** On the provider's login page, signs in as `login` (any password) and waits for the page it leads to. */
+export async function signInAtProvider(page, login, password = `any-${randomBytes(4).toString('hex')}`) {
+  await page.locator('input[name=login]').fill(login);
+  await page.locator('input[name=password]').fill(password);
+  await submit(page, () => page.getByRole('button', { name: 'Sign-in' }).click());
 }

@@ -279,8 +279,25 @@ async fn an_idp_error_is_shown_and_nothing_is_created() {
 
     assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
     let page = answer.text().await.unwrap();
-    assert!(page.contains("did not sign you in (access_denied)"));
+    assert!(page.contains("The sign-in was cancelled or refused at your organisation"));
     assert!(!page.contains("<script>"));
+
+    // Other error codes are named (and cleaned of anything but a code's characters).
+    let started = browser.get("/auth/oidc/start?org=acme").await;
+    let authorize = url::Url::parse(started.headers()["location"].to_str().unwrap()).unwrap();
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let other = browser
+        .get(&format!(
+            "/auth/oidc/callback?error=login_required%3Cb%3E&state={state}"
+        ))
+        .await;
+    let page = other.text().await.unwrap();
+    assert!(page.contains("did not sign you in (login_requiredb)"));
     assert_eq!(count(&s.app.db, "users"), 0);
 }
 

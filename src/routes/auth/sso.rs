@@ -153,6 +153,12 @@ pub async fn callback(
         return fail(StatusCode::BAD_REQUEST, EXPIRED);
     };
     if let Some(error) = &query.error {
+        if error == "access_denied" {
+            return fail(
+                StatusCode::UNAUTHORIZED,
+                "The sign-in was cancelled or refused at your organisation's sign-in service.",
+            );
+        }
         let code: String = error
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
