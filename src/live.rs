@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use futures_util::{Stream, StreamExt as _};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::{
@@ -128,7 +128,7 @@ pub struct Hub {
     streams: Mutex<Streams>,
     /// Set at shutdown: streams are closed so browsers reconnect to another instance.
     closing: AtomicBool,
-    listening: AtomicBool,
+    listening: watch::Sender<bool>,
     reconnects: AtomicU64,
     keep_alive: Duration,
 }
@@ -166,7 +166,7 @@ impl Hub {
         Arc::new(Hub {
             streams: Mutex::default(),
             closing: AtomicBool::new(false),
-            listening: AtomicBool::new(false),
+            listening: watch::Sender::new(false),
             reconnects: AtomicU64::new(0),
             keep_alive,
         })
@@ -331,7 +331,15 @@ impl Hub {
 
     /// Whether the listening connection is up.
     pub fn is_listening(&self) -> bool {
-        self.listening.load(Ordering::SeqCst)
+        *self.listening.borrow()
+    }
+
+    /// Waits up to `timeout` for the listening connection to be up; whether it is.
+    pub async fn wait_until_listening(&self, timeout: Duration) -> bool {
+        let mut listening = self.listening.subscribe();
+        tokio::time::timeout(timeout, listening.wait_for(|up| *up))
+            .await
+            .is_ok_and(|up| up.is_ok())
     }
 
     /// How many times the listening connection was re-established.
@@ -361,7 +369,7 @@ pub async fn listen(hub: Arc<Hub>, url: DatabaseUrl, pool: Pool) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let result = listen_once(&hub, &url, &pool, &mut backoff).await;
-        hub.listening.store(false, Ordering::SeqCst);
+        hub.listening.send_replace(false);
         match result {
             Ok(()) => tracing::warn!("the listening connection closed; reconnecting"),
             Err(e) => tracing::warn!(
@@ -411,7 +419,7 @@ async fn listen_once(
         ))
         .await
         .context("cannot LISTEN")?;
-    hub.listening.store(true, Ordering::SeqCst);
+    hub.listening.send_replace(true);
     *backoff = Duration::from_millis(100);
     tracing::info!("listening for revocations");
     // Anything revoked while not listening is found here; anything after is notified.

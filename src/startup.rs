@@ -42,6 +42,8 @@ use crate::{
 
 /// How often each instance deletes expired sessions and JWT ids.
 const SWEEP_EVERY: Duration = Duration::from_secs(300);
+/// How long start-up waits for the revocation listener before serving anyway.
+const LISTENER_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call to an IdP (discovery, keys, token exchange) may take.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Seconds in-flight requests get to finish at shutdown.
@@ -128,6 +130,11 @@ impl Application {
             settings.database_url.clone(),
             pool.clone(),
         ));
+        // Serve only once revocations can reach this instance's streams; if the listener is
+        // slow, serve anyway (`/healthz` answers 503 until it is up).
+        if !hub.wait_until_listening(LISTENER_START_TIMEOUT).await {
+            tracing::warn!("not yet listening for revocations; live logout starts once it is");
+        }
 
         let store = PgSessionStore::new(
             pool.clone(),
