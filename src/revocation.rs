@@ -1,21 +1,22 @@
 //! The one way sessions and tokens end: Universal Logout, back-channel logout, admins and users
-//! signing out all call [`revoke_user`] or [`revoke_session`].
+//! signing out all call [`revoke_user`] or [`revoke_sessions`].
 //!
-//! Each call is one transaction: delete the session rows, revoke the tokens, write the audit row,
-//! `NOTIFY` the instances. PostgreSQL delivers the notification only on commit, so every listener
-//! hears of a revocation only once it is durable, and a caller that answers after this returns
-//! answers after the revocation is complete.
+//! Each call is one statement, so one transaction: spend the JWT id, delete the session rows,
+//! revoke the tokens, write the audit row, `NOTIFY` the instances. PostgreSQL delivers the
+//! notification only on commit, so every listener hears of a revocation only once it is durable,
+//! and a caller that answers after this returns answers after the revocation is complete.
 
-use diesel::{prelude::*, sql_types::Text};
+use diesel::{
+    QueryableByName,
+    sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid},
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-
 use time::OffsetDateTime;
 
 use crate::db::{
     ids::{OrgId, SessionId, UserId},
-    models::{AccessToken, NewRevocation, Revocation, RevocationSource, SeenJti},
-    schema::sessions,
+    models::{AccessToken, NewRevocation, Revocation, RevocationSource},
 };
 
 /// The `LISTEN`/`NOTIFY` channel that carries [`Notice`]s.
@@ -84,19 +85,11 @@ pub async fn revoke_user(
     user: UserId,
     by: Requester<'_>,
 ) -> Result<Outcome, RevokeError> {
-    conn.transaction(async |conn| {
-        use_once(conn, by).await?;
-        let ended = diesel::delete(
-            sessions::table
-                .filter(sessions::user_id.eq(user))
-                .filter(sessions::org_id.eq(org)),
-        )
-        .execute(conn)
-        .await?;
-        let tokens = AccessToken::revoke_all_for_user(conn, user).await?;
-        Ok(finish(conn, org, user, Vec::new(), ended, tokens, by).await?)
-    })
-    .await
+    let outcomes = revoke(conn, org, Target::User(user), by).await?;
+    outcomes
+        .into_iter()
+        .next()
+        .ok_or(RevokeError::Database(diesel::result::Error::NotFound))
 }
 
 /// Which sessions of an org to end.
@@ -116,37 +109,106 @@ pub async fn revoke_sessions(
     which: Sessions<'_>,
     by: Requester<'_>,
 ) -> Result<Vec<Outcome>, RevokeError> {
-    conn.transaction(async |conn| {
-        use_once(conn, by).await?;
-        let in_org = sessions::table.filter(sessions::org_id.eq(org));
-        let ended: Vec<(SessionId, Option<UserId>)> = match which {
-            Sessions::One(id) => {
-                diesel::delete(in_org.filter(sessions::public_id.eq(id)))
-                    .returning((sessions::public_id, sessions::user_id))
-                    .get_results(conn)
-                    .await?
-            }
-            Sessions::OfIdpSession(sid) => {
-                diesel::delete(in_org.filter(sessions::oidc_sid.eq(sid)))
-                    .returning((sessions::public_id, sessions::user_id))
-                    .get_results(conn)
-                    .await?
-            }
-        };
-        let mut by_user: std::collections::BTreeMap<UserId, Vec<SessionId>> = Default::default();
-        for (session, user) in ended {
-            if let Some(user) = user {
-                by_user.entry(user).or_default().push(session);
-            }
-        }
-        let mut outcomes = Vec::with_capacity(by_user.len());
-        for (user, sessions) in by_user {
-            let count = sessions.len();
-            outcomes.push(finish(conn, org, user, sessions, count, 0, by).await?);
-        }
-        Ok(outcomes)
-    })
-    .await
+    revoke(conn, org, Target::Sessions(which), by).await
+}
+
+enum Target<'a> {
+    User(UserId),
+    Sessions(Sessions<'a>),
+}
+
+/// The revocation, as one statement (so one round trip, and atomic without BEGIN/COMMIT):
+/// spend the JWT id (a conflict means a replay, and then nothing else happens), delete the
+/// sessions, revoke the tokens (whole-user revocations only), write one audit row per user, and
+/// NOTIFY each of them. Exactly one of $5 (user), $6 (session), $7 (IdP session) is set.
+const REVOKE: &str = "
+WITH spent AS (
+    INSERT INTO seen_jtis (issuer, jti, expires_at)
+    SELECT $1, $2, $3 WHERE $2 IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), allowed AS (
+    SELECT $2::text IS NULL OR EXISTS (SELECT 1 FROM spent) AS ok
+), ended AS (
+    DELETE FROM sessions
+    WHERE org_id = $4 AND (SELECT ok FROM allowed)
+      AND (user_id = $5 OR public_id = $6 OR oidc_sid = $7)
+    RETURNING public_id, user_id
+), tokens AS (
+    UPDATE access_tokens SET revoked_at = now()
+    WHERE user_id = $5 AND revoked_at IS NULL AND (SELECT ok FROM allowed)
+    RETURNING 1
+), per_user AS (
+    SELECT $5::uuid AS user_id, ARRAY[]::uuid[] AS ids, (SELECT count(*) FROM ended) AS n
+    WHERE $5::uuid IS NOT NULL AND (SELECT ok FROM allowed)
+    UNION ALL
+    SELECT user_id, array_agg(public_id), count(*)
+    FROM ended WHERE $5::uuid IS NULL AND user_id IS NOT NULL GROUP BY user_id
+), audit AS (
+    INSERT INTO revocations (org_id, user_id, source, actor, sessions_ended, tokens_revoked, request_id)
+    SELECT $4, user_id, $8, $9, n, (SELECT count(*) FROM tokens), $10 FROM per_user
+    RETURNING id, user_id, sessions_ended, tokens_revoked, created_at
+)
+SELECT (SELECT ok FROM allowed) AS allowed, audit.id, audit.sessions_ended, audit.tokens_revoked,
+       pg_notify($11, json_build_object(
+           'revocation_id', audit.id, 'org_id', $4, 'user_id', audit.user_id,
+           'session_ids', per_user.ids, 'source', $8, 'actor', left($9, 200),
+           'sessions_ended', audit.sessions_ended,
+           'at_ms', (extract(epoch FROM audit.created_at) * 1000)::bigint)::text) AS notified
+FROM allowed
+LEFT JOIN (audit JOIN per_user USING (user_id)) ON true";
+
+#[derive(QueryableByName)]
+struct Revoked {
+    #[diesel(sql_type = Bool)]
+    allowed: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    id: Option<i64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    sessions_ended: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    tokens_revoked: Option<i32>,
+}
+
+async fn revoke(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    target: Target<'_>,
+    by: Requester<'_>,
+) -> Result<Vec<Outcome>, RevokeError> {
+    let (user, session, idp_session) = match target {
+        Target::User(user) => (Some(user.0), None, None),
+        Target::Sessions(Sessions::One(id)) => (None, Some(id.0), None),
+        Target::Sessions(Sessions::OfIdpSession(sid)) => (None, None, Some(sid)),
+    };
+    let once = by.single_use;
+    let rows: Vec<Revoked> = diesel::sql_query(REVOKE)
+        .bind::<Nullable<Text>, _>(once.map(|o| o.issuer))
+        .bind::<Nullable<Text>, _>(once.map(|o| o.jti))
+        .bind::<Nullable<Timestamptz>, _>(once.map(|o| o.remember_until))
+        .bind::<Uuid, _>(org.0)
+        .bind::<Nullable<Uuid>, _>(user)
+        .bind::<Nullable<Uuid>, _>(session)
+        .bind::<Nullable<Text>, _>(idp_session)
+        .bind::<Text, _>(by.source.as_str())
+        .bind::<Text, _>(by.actor)
+        .bind::<Nullable<Text>, _>(by.request_id)
+        .bind::<Text, _>(CHANNEL)
+        .load(conn)
+        .await?;
+    if rows.iter().any(|row| !row.allowed) {
+        return Err(RevokeError::Replayed);
+    }
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(Outcome {
+                revocation_id: row.id?,
+                sessions_ended: usize::try_from(row.sessions_ended?).unwrap_or_default(),
+                tokens_revoked: usize::try_from(row.tokens_revoked?).unwrap_or_default(),
+            })
+        })
+        .collect())
 }
 
 /// Revokes one personal access token of `user`, audited; `false` when the user has no such live
@@ -184,54 +246,4 @@ fn audit_row<'a>(
         tokens_revoked: i32::try_from(tokens_revoked).unwrap_or(i32::MAX),
         request_id: by.request_id,
     }
-}
-
-/// Records the requester's single-use JWT id, refusing a replay.
-async fn use_once(conn: &mut AsyncPgConnection, by: Requester<'_>) -> Result<(), RevokeError> {
-    match by.single_use {
-        Some(once)
-            if !SeenJti::record(conn, once.issuer, once.jti, once.remember_until).await? =>
-        {
-            Err(RevokeError::Replayed)
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The common tail of both revocations, inside their transaction: audit row and notification.
-async fn finish(
-    conn: &mut AsyncPgConnection,
-    org: OrgId,
-    user: UserId,
-    session_ids: Vec<SessionId>,
-    sessions_ended: usize,
-    tokens_revoked: usize,
-    by: Requester<'_>,
-) -> QueryResult<Outcome> {
-    let row = Revocation::insert(
-        conn,
-        &audit_row(org, user, sessions_ended, tokens_revoked, by),
-    )
-    .await?;
-    let notice = Notice {
-        revocation_id: row.id,
-        org_id: org,
-        user_id: user,
-        session_ids,
-        source: by.source,
-        actor: by.actor.chars().take(200).collect(),
-        sessions_ended,
-        at_ms: i64::try_from(row.created_at.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
-    };
-    let payload = serde_json::to_string(&notice).expect("a Notice always serializes");
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(CHANNEL)
-        .bind::<Text, _>(payload)
-        .execute(conn)
-        .await?;
-    Ok(Outcome {
-        revocation_id: row.id,
-        sessions_ended,
-        tokens_revoked,
-    })
 }

@@ -3,7 +3,11 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use crate::{
-    db::{ids::OrgId, schema::org_api_keys},
+    db::{
+        ids::OrgId,
+        models::Org,
+        schema::{org_api_keys, orgs},
+    },
     secret_token::{self, Issued, Kind, Presented},
 };
 
@@ -42,18 +46,21 @@ impl OrgApiKey {
         Ok((key, issued))
     }
 
-    /// The live key a caller presented: looked up by prefix, hash compared in constant time.
+    /// The live key a caller presented, with its org (one query): looked up by prefix, hash
+    /// compared in constant time.
     pub async fn authenticate(
         conn: &mut AsyncPgConnection,
         presented: &Presented,
-    ) -> QueryResult<Option<OrgApiKey>> {
-        let key: Option<OrgApiKey> = org_api_keys::table
+    ) -> QueryResult<Option<(OrgApiKey, Org)>> {
+        let found: Option<(OrgApiKey, Org)> = org_api_keys::table
+            .inner_join(orgs::table)
             .filter(org_api_keys::prefix.eq(&presented.prefix))
-            .select(OrgApiKey::as_select())
+            .select((OrgApiKey::as_select(), Org::as_select()))
             .first(conn)
             .await
             .optional()?;
-        let Some(key) = key.filter(|k| secret_token::matches(&k.key_hash, presented)) else {
+        let Some((key, org)) = found.filter(|(k, _)| secret_token::matches(&k.key_hash, presented))
+        else {
             return Ok(None);
         };
         if key.revoked_at.is_some() {
@@ -66,7 +73,7 @@ impl OrgApiKey {
                 .execute(conn)
                 .await?;
         }
-        Ok(Some(key))
+        Ok(Some((key, org)))
     }
 
     /// The org's keys, newest first, revoked ones included.

@@ -69,10 +69,7 @@ pub async fn authenticate(
     if secret_token::looks_like(Kind::OrgApiKey, credential) {
         let presented = secret_token::parse(Kind::OrgApiKey, credential)
             .ok_or_else(|| unauthorized("unknown or revoked API key"))?;
-        let key = OrgApiKey::authenticate(conn, &presented)
-            .await?
-            .ok_or_else(|| unauthorized("unknown or revoked API key"))?;
-        let org = Org::find(conn, key.org_id)
+        let (key, org) = OrgApiKey::authenticate(conn, &presented)
             .await?
             .ok_or_else(|| unauthorized("unknown or revoked API key"))?;
         return Ok(Caller {
