@@ -70,12 +70,21 @@ pub struct SignIn {
     pub at_ms: i64,
 }
 
+/// A stream's sender. Events are boxed: the channel allocates room for 32 of them up front, and
+/// a boxed one is 8 bytes instead of 96, so an idle stream costs 3 KiB less.
+type EventSender = mpsc::Sender<Box<Event>>;
+
+/// Queues an event on a stream; a full or closed stream is skipped (it is going away).
+fn send(tx: &EventSender, event: &Event) {
+    let _ = tx.try_send(Box::new(event.clone()));
+}
+
 struct Entry {
     session: SessionId,
     user: UserId,
     org: OrgId,
     feed: Feed,
-    tx: mpsc::Sender<Event>,
+    tx: EventSender,
 }
 
 #[derive(Default)]
@@ -114,7 +123,7 @@ impl Streams {
     }
 
     /// Removes every stream of `session` and returns their senders.
-    fn take_session(&mut self, session: SessionId) -> Vec<mpsc::Sender<Event>> {
+    fn take_session(&mut self, session: SessionId) -> Vec<EventSender> {
         let ids = self.by_session.get(&session).cloned().unwrap_or_default();
         ids.into_iter()
             .filter_map(|id| self.remove(id))
@@ -137,14 +146,14 @@ pub struct Hub {
 pub struct Subscription {
     hub: Arc<Hub>,
     id: u64,
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<Box<Event>>,
 }
 
 impl Stream for Subscription {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+        self.rx.poll_recv(cx).map(|event| event.map(|e| *e))
     }
 }
 
@@ -257,7 +266,7 @@ impl Hub {
         };
         for session in sessions {
             for tx in streams.take_session(session) {
-                let _ = tx.try_send(logout.clone());
+                send(&tx, &logout);
             }
         }
         broadcast_to_admins(&streams, notice.org_id, &revoked);
@@ -289,13 +298,13 @@ impl Hub {
         let mut streams = self.lock();
         for session in gone {
             for tx in streams.take_session(*session) {
-                let _ = tx.try_send(logout.clone());
+                send(&tx, &logout);
             }
         }
         for ids in streams.admins.values() {
             for id in ids {
                 if let Some(entry) = streams.entries.get(id) {
-                    let _ = entry.tx.try_send(stale.clone());
+                    send(&entry.tx, &stale);
                 }
             }
         }
@@ -305,7 +314,7 @@ impl Hub {
     pub fn end_session(&self, session: SessionId, reason: &str) {
         let logout = logout_event(reason);
         for tx in self.lock().take_session(session) {
-            let _ = tx.try_send(logout.clone());
+            send(&tx, &logout);
         }
     }
 
@@ -351,7 +360,7 @@ impl Hub {
 fn broadcast_to_admins(streams: &Streams, org: OrgId, event: &Event) {
     for id in streams.admins.get(&org).into_iter().flatten() {
         if let Some(entry) = streams.entries.get(id) {
-            let _ = entry.tx.try_send(event.clone());
+            send(&entry.tx, event);
         }
     }
 }

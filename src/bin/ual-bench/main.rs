@@ -3,15 +3,26 @@
 //! Each scenario creates its own database on the local PostgreSQL, seeds it, starts the app as
 //! separate processes (this binary, re-run as `ual-bench serve`, so the server is exactly the code
 //! built with it), drives them over real HTTP, prints a table and writes it as JSON under
-//! `target/bench/`. Run with `cargo run --release --bin ual-bench -- SCENARIO`.
+//! `target/bench/`. Run with `cargo run --release --bin ual-bench -- SCENARIO`; progress goes to
+//! stderr. A scenario drops its database and kills its processes when it ends, fails or is
+//! interrupted (Ctrl-C).
 
 mod fixture;
 mod report;
 mod scenarios;
 
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
+
+use crate::{
+    fixture::progress,
+    report::Row,
+    scenarios::{
+        fanout, pages,
+        ual_big::{self, Load, Scale},
+    },
+};
 
 /// Benchmarks for ual-todo.
 #[derive(Parser)]
@@ -29,6 +40,47 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         calls: usize,
     },
+    /// Live-logout fan-out: time from a UAL request to the `logout` event on each of the user's
+    /// streams, with N streams open over two instances; and server memory per open stream.
+    Fanout {
+        /// Open streams (five per user), one run per value.
+        #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
+        streams: Vec<usize>,
+        /// Users revoked per run (five samples each).
+        #[arg(long, default_value_t = 250)]
+        revoke_users: usize,
+    },
+    /// UAL latency and throughput with 1,000,000 session rows (and a tenth of that).
+    UalBig {
+        /// Run at a tenth of the data too (100,000 rows, 10,000 users).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        tenth: bool,
+        /// Run at full size (1,000,000 rows, 100,000 users).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        full: bool,
+        /// Sequential calls per credential kind.
+        #[arg(long, default_value_t = 500)]
+        calls: usize,
+        /// Concurrent callers of the sustained run.
+        #[arg(long, default_value_t = 32)]
+        callers: usize,
+        /// Seconds of the sustained run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// `GET /todos` throughput over keep-alive connections, one instance with two workers.
+    Pages {
+        /// Todos of the user whose page is asked for, one run per value.
+        #[arg(long, value_delimiter = ',', default_values_t = [2, 20, 200])]
+        todos: Vec<usize>,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Every scenario above with its defaults: one table, `target/bench/all.json`.
+    All,
     /// Internal: serve the app (what the scenarios start as separate processes).
     #[command(hide = true)]
     Serve {
@@ -54,11 +106,14 @@ fn main() -> ExitCode {
                 .build()
                 .expect("a tokio runtime");
             let result = runtime.block_on(async move {
-                match command {
-                    Command::Ual { calls } => scenarios::ual::run(calls).await,
-                    Command::Serve { .. } => unreachable!(),
+                // Interrupted, the scenario's future is dropped: its instances are killed and its
+                // database dropped, as on an error.
+                tokio::select! {
+                    result = bench(command) => result,
+                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
                 }
             });
+            runtime.shutdown_timeout(Duration::from_secs(1));
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -68,4 +123,84 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+async fn bench(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Ual { calls } => report::publish("ual", &scenarios::ual::run(calls).await?),
+        Command::Fanout {
+            streams,
+            revoke_users,
+        } => report::publish("fanout", &fanout::run(&streams, revoke_users).await?),
+        Command::UalBig {
+            tenth,
+            full,
+            calls,
+            callers,
+            seconds,
+        } => {
+            let scales: Vec<Scale> = [(tenth, Scale::TENTH), (full, Scale::FULL)]
+                .into_iter()
+                .filter_map(|(on, scale)| on.then_some(scale))
+                .collect();
+            let load = Load {
+                calls,
+                callers,
+                duration: Duration::from_secs(seconds),
+            };
+            report::publish("ual-big", &ual_big::run(&scales, load).await?)
+        }
+        Command::Pages {
+            todos,
+            connections,
+            seconds,
+        } => report::publish(
+            "pages",
+            &pages::run(&todos, connections, Duration::from_secs(seconds)).await?,
+        ),
+        Command::All => all().await,
+        Command::Serve { .. } => unreachable!("handled in main"),
+    }
+}
+
+/// Every scenario, one after another; a failed scenario is reported and the others still run.
+async fn all() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failed = Vec::new();
+    let load = Load {
+        calls: 500,
+        callers: 32,
+        duration: Duration::from_secs(10),
+    };
+    let results = [
+        ("fanout", fanout::run(&[1_000, 10_000], 250).await),
+        (
+            "ual-big",
+            ual_big::run(&[Scale::TENTH, Scale::FULL], load).await,
+        ),
+        (
+            "pages",
+            pages::run(&[2, 20, 200], 64, Duration::from_secs(10)).await,
+        ),
+    ];
+    for (name, result) in results {
+        match result {
+            Ok(r) => rows.extend(r),
+            Err(e) => {
+                eprintln!("error: {name}: {e:#}");
+                failed.push(name);
+            }
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    rows.push(
+        Row::new("all", "wall time of every scenario")
+            .figure("seconds", wall)
+            .at_most("seconds", 600.0),
+    );
+    report::publish("all", &rows)?;
+    progress!("all: {wall:.0}s");
+    anyhow::ensure!(failed.is_empty(), "scenarios failed: {failed:?}");
+    Ok(())
 }

@@ -1,3 +1,6 @@
 //! One module per scenario.
 
+pub mod fanout;
+pub mod pages;
 pub mod ual;
+pub mod ual_big;

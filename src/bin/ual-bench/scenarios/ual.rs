@@ -7,13 +7,11 @@ use anyhow::Context as _;
 use diesel::connection::SimpleConnection as _;
 
 use crate::{
-    fixture::{BenchDb, Idp, Instance},
-    report::{self, Latency, Row},
+    fixture::{BenchDb, CLIENT_ID, Idp, Instance, email, seed_org, sessions_sql, users_sql},
+    report::{Latency, Row},
 };
 
-const CLIENT_ID: &str = "bench-client";
-
-pub async fn run(calls: usize) -> anyhow::Result<()> {
+pub async fn run(calls: usize) -> anyhow::Result<Vec<Row>> {
     let db = BenchDb::create("ual")?;
     let idp = Idp::start().await?;
     let api_key = seed(&db, &idp, calls * 2 + 1)?;
@@ -34,21 +32,10 @@ pub async fn run(calls: usize) -> anyhow::Result<()> {
         let jwt = idp.jwt(CLIENT_ID, &url);
         by_jwt.push(call(&client, &url, &jwt, i).await?);
     }
-    let rows = [
-        Row {
-            scenario: "ual".into(),
-            case: "one call, org API key".into(),
-            latency: Some(Latency::of(by_key)),
-            figures: vec![],
-        },
-        Row {
-            scenario: "ual".into(),
-            case: "one call, JWT (warm JWKS)".into(),
-            latency: Some(Latency::of(by_jwt)),
-            figures: vec![],
-        },
-    ];
-    report::publish("ual", &rows)
+    Ok(vec![
+        Row::new("ual", "one call, org API key").latency(Latency::of(by_key)),
+        Row::new("ual", "one call, JWT (warm JWKS)").latency(Latency::of(by_jwt)),
+    ])
 }
 
 /// Signs out user `i` and returns how long the 204 took.
@@ -58,7 +45,10 @@ async fn call(
     credential: &str,
     i: usize,
 ) -> anyhow::Result<Duration> {
-    let body = format!(r#"{{"sub_id":{{"format":"email","email":"user{i}@bench.test"}}}}"#);
+    let body = format!(
+        r#"{{"sub_id":{{"format":"email","email":"{}"}}}}"#,
+        email("user", i)
+    );
     let started = Instant::now();
     let response = client
         .post(url)
@@ -78,24 +68,11 @@ async fn call(
 
 /// One org trusting `idp`, `users` users with five sessions each; returns the org's API key.
 fn seed(db: &BenchDb, idp: &Idp, users: usize) -> anyhow::Result<String> {
-    let issued = ual_todo::secret_token::issue(ual_todo::secret_token::Kind::OrgApiKey);
     let mut conn = db.connect()?;
-    conn.batch_execute(&format!(
-        "INSERT INTO orgs (id, name, slug, idp_issuer, idp_client_id)
-           VALUES ('00000000-0000-0000-0000-000000000001', 'Bench', 'bench', '{issuer}', '{CLIENT_ID}');
-         INSERT INTO org_api_keys (org_id, prefix, key_hash)
-           VALUES ('00000000-0000-0000-0000-000000000001', '{prefix}', '\\x{hash}');
-         INSERT INTO users (org_id, email)
-           SELECT '00000000-0000-0000-0000-000000000001', 'user' || i || '@bench.test'
-           FROM generate_series(0, {last}) AS i;
-         INSERT INTO sessions (id, user_id, org_id, state, expires_at)
-           SELECT sha256(u.id::text::bytea || s::text::bytea), u.id, u.org_id, '{{}}', now() + interval '1 day'
-           FROM users u, generate_series(1, 5) AS s;",
-        issuer = idp.issuer,
-        prefix = issued.prefix,
-        hash = hex::encode(issued.hash),
-        last = users - 1,
-    ))
-    .context("seeding")?;
-    Ok(ual_todo::secret_token::reveal(&issued).to_owned())
+    let api_key = seed_org(&mut conn, &idp.issuer)?;
+    conn.batch_execute(&users_sql("user", users))
+        .context("seeding users")?;
+    conn.batch_execute(&sessions_sql("true", "5"))
+        .context("seeding sessions")?;
+    Ok(api_key)
 }
