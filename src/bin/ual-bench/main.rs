@@ -44,7 +44,7 @@ enum Command {
     /// streams, with N streams open over two instances; and server memory per open stream.
     Fanout {
         /// Open streams (five per user), one run per value.
-        #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
+        #[arg(long, value_delimiter = ',', default_values_t = [100, 1_000, 10_000])]
         streams: Vec<usize>,
         /// Users revoked per run (five samples each).
         #[arg(long, default_value_t = 250)]
@@ -174,7 +174,8 @@ async fn all() -> anyhow::Result<()> {
         duration: Duration::from_secs(10),
     };
     let results = [
-        ("fanout", fanout::run(&[1_000, 10_000], 250).await),
+        ("ual", scenarios::ual::run(100).await),
+        ("fanout", fanout::run(&[100, 1_000, 10_000], 250).await),
         (
             "ual-big",
             ual_big::run(&[Scale::TENTH, Scale::FULL], load).await,
