@@ -24,6 +24,8 @@ use crate::{
 const SESSIONS_PER_USER: usize = 5;
 /// Streams being opened at once (each costs the server two queries).
 const OPEN_CONCURRENCY: usize = 256;
+/// The instances' database pool size (the app's default).
+const POOL_SIZE: usize = 16;
 /// Read size of an idle stream: keep-alive comments and one event are all it ever gets.
 const STREAM_READ_SIZE: usize = 256;
 /// How long a logout may take before it counts as lost.
@@ -73,7 +75,10 @@ async fn run_one(streams: usize, revoke_users: usize) -> anyhow::Result<Row> {
     ];
     let addrs = [instances[0].addr, instances[1].addr];
 
-    // Warm-up: each instance serves streams and a revocation before the memory baseline.
+    // Warm-up: each instance's database pool grows to the size the opening burst needs, and each
+    // serves streams and a revocation, before the memory baseline: the figure is for streams,
+    // not for the pool (which is bounded, whatever the number of streams).
+    fill_pools(&addrs, &forge).await?;
     for w in 0..2 {
         let held = open_streams(&addrs, &forge, "warm", &[w], OPEN_CONCURRENCY).await?;
         let mut waiting = JoinSet::new();
@@ -94,6 +99,21 @@ async fn run_one(streams: usize, revoke_users: usize) -> anyhow::Result<Row> {
             .context("warm-up logout events did not arrive")?
         {
             done??;
+        }
+    }
+    // Every pooled connection (and its PostgreSQL backend) has run a revocation once: a fresh
+    // backend's first statements load catalogs and plans, which a server in service has done.
+    for addr in addrs {
+        for _ in 0..2 * POOL_SIZE {
+            let answer = RawConn::connect(addr)
+                .await?
+                .send(&ual_request(addr, &api_key, &email("warm", 0)))
+                .await?;
+            anyhow::ensure!(
+                answer.status == 204,
+                "warm-up UAL answered {}",
+                answer.status
+            );
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -219,6 +239,32 @@ async fn run_one(streams: usize, revoke_users: usize) -> anyhow::Result<Row> {
     } else {
         row
     })
+}
+
+/// Requests pages, twice as many at a time as an instance pools database connections, so that
+/// each instance opens the pooled connections the opening burst will use. Only a few requests:
+/// the memory their connections free would otherwise be counted as free for streams.
+async fn fill_pools(addrs: &[SocketAddr; 2], forge: &CookieForge) -> anyhow::Result<()> {
+    let in_flight = 4 * POOL_SIZE;
+    let cookie = forge.cookie(&session_key(&email("warm", 0), 1));
+    let cookie = &cookie;
+    stream::iter((0..2 * in_flight).map(|i| addrs[i % 2]))
+        .map(|addr| async move {
+            let answer = RawConn::connect(addr)
+                .await?
+                .send(&get_request(addr, "/todos", Some(cookie)))
+                .await?;
+            anyhow::ensure!(
+                answer.status == 200,
+                "GET /todos answered {}",
+                answer.status
+            );
+            Ok(())
+        })
+        .buffer_unordered(in_flight)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
 }
 
 /// Opens a live-logout stream for every seeded session of the given users (`<prefix><i>`): the
