@@ -64,6 +64,14 @@ impl From<diesel::result::Error> for AppError {
         match e {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
             | Error::BrokenTransactionManager => Self::Unavailable(e.into()),
+            // PostgreSQL text cannot hold NUL: input that reached a query with one is refused
+            // (the statement failed, so nothing was written).
+            Error::DatabaseError(_, ref info)
+                if info.message().starts_with("invalid byte sequence")
+                    && info.message().ends_with("0x00") =>
+            {
+                Self::BadRequest("text must not contain NUL characters".into())
+            }
             e => Self::Unexpected(e.into()),
         }
     }

@@ -293,3 +293,86 @@ fn absurd_headers_and_lengths_are_refused_cleanly() {
         assert!(health.status().is_success());
     });
 }
+
+/// PostgreSQL text cannot hold NUL: every form and query that reaches the database refuses it
+/// (and other control characters where only one line makes sense) with a 4xx or the form's
+/// message, and saves nothing.
+#[tokio::test]
+async fn nul_and_control_characters_are_refused_everywhere() {
+    let app = crate::helpers::spawn_app().await;
+    let org = app.create_org("acme").await;
+    let admin = app.create_user(org.id, "admin@acme.test", true).await;
+    let browser = app.signed_in(&admin).await;
+    let anonymous = app.browser();
+    let not_5xx = |what: &str, status: reqwest::StatusCode| {
+        assert!(!status.is_server_error(), "{what} answered {status}");
+    };
+
+    let sign_in = anonymous
+        .post_form("/login", &[("email", "a\0b@acme.test"), ("password", "x")])
+        .await;
+    assert_eq!(
+        sign_in.status(),
+        reqwest::StatusCode::UNAUTHORIZED,
+        "like an unknown email"
+    );
+    not_5xx(
+        "SSO start",
+        anonymous.get("/auth/oidc/start?org=a%00b").await.status(),
+    );
+    for (path, field, why) in [
+        ("/todos", "title", "no control characters"),
+        ("/settings/tokens", "name", "on one line"),
+    ] {
+        for value in ["a\0b", "two\nlines"] {
+            not_5xx(
+                path,
+                browser.post_form(path, &[(field, value)]).await.status(),
+            );
+            assert!(browser.page(path).await.contains(why), "{path} says why");
+        }
+    }
+    for path in [
+        "/admin/keys/a%00b/revoke",
+        "/admin/users/a%00b/logout",
+        "/todos/a%00b/toggle",
+    ] {
+        not_5xx(path, browser.post_form(path, &[]).await.status());
+    }
+    not_5xx(
+        "/admin/idp",
+        browser
+            .post_form(
+                "/admin/idp",
+                &[
+                    ("issuer", "https://idp.test"),
+                    ("client_id", "x\0"),
+                    ("email_domain", ""),
+                    ("client_secret", ""),
+                ],
+            )
+            .await
+            .status(),
+    );
+    let key = ual_todo::db::models::OrgApiKey::create(&mut *app.conn().await, org.id)
+        .await
+        .unwrap()
+        .1;
+    for subject in [
+        json!({"format": "email", "email": "\u{0}"}),
+        json!({"format": "iss_sub", "iss": "x", "sub": "\u{0}"}),
+        json!({"format": "opaque", "id": "\u{0}"}),
+    ] {
+        let answer = reqwest::Client::new()
+            .post(app.url("/global-token-revocation"))
+            .bearer_auth(ual_todo::secret_token::reveal(&key))
+            .json(&json!({ "sub_id": subject }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(crate::helpers::count(&app.db, "todos"), 0);
+    assert_eq!(crate::helpers::count(&app.db, "access_tokens"), 0);
+    assert_eq!(crate::helpers::count(&app.db, "revocations"), 0);
+}

@@ -32,15 +32,19 @@ pub enum TitleError {
     Empty,
     #[error("That title is too long: keep it to {MAX_TITLE_CHARS} characters.")]
     TooLong,
+    #[error("A title is one line of text: no control characters.")]
+    ControlCharacters,
 }
 
-/// Trims a title and checks it is 1 to [`MAX_TITLE_CHARS`] characters.
+/// Trims a title and checks it is 1 to [`MAX_TITLE_CHARS`] characters of one line.
 pub fn validate_title(raw: &str) -> Result<&str, TitleError> {
     let title = raw.trim();
     if title.is_empty() {
         Err(TitleError::Empty)
     } else if title.chars().count() > MAX_TITLE_CHARS {
         Err(TitleError::TooLong)
+    } else if title.chars().any(char::is_control) {
+        Err(TitleError::ControlCharacters)
     } else {
         Ok(title)
     }

@@ -180,7 +180,10 @@ pub async fn login(
         return Ok(response);
     }
 
-    let mut candidates = {
+    // No account has control characters in its email (nor could PostgreSQL compare a NUL).
+    let mut candidates = if email.chars().any(char::is_control) {
+        Vec::new()
+    } else {
         let mut conn = pool.get().await?;
         User::find_all_by_email(&mut conn, &email).await?
     };

@@ -66,7 +66,7 @@ pub async fn start(
     let typed = query.org.as_deref().unwrap_or_default().trim().to_owned();
     let fail =
         |status, message: &str| Ok(render(&req, status, LoginPage::sso_failed(&typed, message)));
-    if typed.is_empty() {
+    if typed.is_empty() || typed.chars().any(char::is_control) {
         return fail(
             StatusCode::BAD_REQUEST,
             "Enter your work email or your organisation's ID.",

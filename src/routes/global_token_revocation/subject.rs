@@ -71,6 +71,9 @@ fn parse_identifier(id: &Map<String, Value>, top_level: bool) -> Result<Option<S
         .ok_or_else(|| bad("the subject identifier's format must be a string"))?;
     let member = |name: &str| -> Result<String, AppError> {
         match id.get(name) {
+            Some(Value::String(s)) if s.chars().any(char::is_control) => Err(bad(format!(
+                "{format}: {name} must not contain control characters"
+            ))),
             Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 1024 => {
                 Ok(s.trim().to_owned())
             }
@@ -233,6 +236,14 @@ mod tests {
             (
                 r#"{"sub_id":{"format":"email","email":["x"]}}"#,
                 "email must be a string",
+            ),
+            (
+                r#"{"sub_id":{"format":"email","email":"\u0000"}}"#,
+                "must not contain control characters",
+            ),
+            (
+                r#"{"sub_id":{"format":"opaque","id":"a\nb"}}"#,
+                "must not contain control characters",
             ),
             (
                 r#"{"sub_id":{"format":"phone_number","phone_number":"+1"}}"#,

@@ -98,8 +98,12 @@ async fn create(
     pool: web::Data<Pool>,
 ) -> Result<HttpResponse, AppError> {
     let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        let why = format!("Give the token a name of 1 to {MAX_NAME_CHARS} characters.");
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        let why =
+            format!("Give the token a name of 1 to {MAX_NAME_CHARS} characters, on one line.");
         return Ok(flash::redirect(&req, "/settings/tokens", Flash::error(why)));
     }
     let issued = {
