@@ -114,15 +114,6 @@ impl Application {
             }
         });
 
-        tracing::info!("ual-todo is serving at {}", public_url.0);
-        if !has_users {
-            tracing::info!(
-                "no accounts yet: run `cargo run --release -- demo` (or `ual-todo demo`) to create \
-                 demo accounts, then sign in at {}",
-                public_url.join("/login")
-            );
-        }
-
         tokio::spawn(sweeper::run(pool.clone(), SWEEP_EVERY));
         let hub = Hub::new(settings.sse_keep_alive);
         tokio::spawn(live::listen(
@@ -134,6 +125,14 @@ impl Application {
         // slow, serve anyway (`/healthz` answers 503 until it is up).
         if !hub.wait_until_listening(LISTENER_START_TIMEOUT).await {
             tracing::warn!("not yet listening for revocations; live logout starts once it is");
+        }
+        tracing::info!("ual-todo is serving at {}", public_url.0);
+        if !has_users {
+            tracing::info!(
+                "no accounts yet: run `cargo run --release -- demo` (or `ual-todo demo`) to create \
+                 demo accounts, then sign in at {}",
+                public_url.join("/login")
+            );
         }
 
         let store = PgSessionStore::new(
