@@ -22,14 +22,18 @@
     return document.querySelector(`tr[data-user-id="${CSS.escape(userId)}"]`);
   }
 
+  // The org-wide count of live sessions (users on other pages included), moved by `delta`.
+  function addToTotal(delta) {
+    const total = Math.max(0, Number(sessionTotal.textContent) + delta);
+    sessionTotal.textContent = String(total);
+    sessionTotal.nextSibling.textContent = ` active session${total === 1 ? "" : "s"}`;
+  }
+
   function recount(tr) {
     const count = tr.querySelectorAll(".sessions li").length;
     const badge = tr.querySelector(".session-count");
     badge.textContent = String(count);
     badge.setAttribute("aria-label", `${count} active session${count === 1 ? "" : "s"}`);
-    const total = document.querySelectorAll(".sessions li").length;
-    sessionTotal.textContent = String(total);
-    sessionTotal.nextSibling.textContent = ` active session${total === 1 ? "" : "s"}`;
     return count;
   }
 
@@ -46,6 +50,7 @@
   function revoked(data) {
     const tr = row(data.user_id);
     const label = LABELS[data.source] || data.source;
+    addToTotal(-data.sessions_ended);
     if (tr) {
       const ended = data.session_ids || [];
       tr.querySelectorAll(".sessions li").forEach((li) => {
@@ -73,7 +78,12 @@
 
   function signedIn(data) {
     const tr = row(data.user_id);
-    if (!tr) return location.reload(); // a user created after this page loaded
+    addToTotal(1);
+    if (!tr) {
+      // On another page, or not matching the search; with everyone shown, a new user.
+      if (document.querySelector("table.users[data-complete]")) location.reload();
+      return;
+    }
     const li = document.createElement("li");
     li.dataset.sessionId = data.session_id;
     const what = document.createElement("span");

@@ -110,6 +110,73 @@ async fn the_dashboard_lists_the_orgs_users_and_live_sessions() {
 }
 
 #[tokio::test]
+async fn the_dashboard_pages_and_searches_users_of_the_org_only() {
+    use diesel::connection::SimpleConnection as _;
+    let o = orgs().await;
+    // 120 more users of acme (SSO-only, so no password to hash): 122 in all, 50 per page.
+    o.app
+        .db
+        .connect()
+        .batch_execute(&format!(
+            "INSERT INTO users (org_id, email, is_admin) \
+             SELECT '{}', 'user' || lpad(i::text, 3, '0') || '@acme.test', false \
+             FROM generate_series(1, 120) i",
+            o.alice.user.org_id
+        ))
+        .unwrap();
+    o.app.signed_in(&o.alice).await;
+    let admin = o.app.signed_in(&o.admin).await;
+    let rows = |page: &str| page.matches("<tr data-user-id=").count();
+
+    let first = admin.page("/admin").await;
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains(r#"<span id="user-count">122</span> users"#));
+    assert!(
+        first.contains(r#"<span id="session-count">2</span>"#),
+        "the org's sessions, whatever the page"
+    );
+    assert!(first.contains("Page 1 of 3") && first.contains(r#"href="/admin?page=2" rel="next""#));
+    assert!(
+        first.contains(&public_id_of(&o.app, &o.alice)),
+        "alice is on page 1"
+    );
+    assert!(
+        !first.contains("data-complete"),
+        "a sign-in elsewhere must not reload it"
+    );
+
+    let last = admin.page("/admin?page=3").await;
+    assert_eq!(rows(&last), 22);
+    assert!(last.contains("user120@acme.test") && !last.contains("alice@acme.test"));
+    assert!(last.contains(r#"href="/admin?page=2" rel="prev""#) && !last.contains(r#"rel="next""#));
+
+    let found = admin.page("/admin?q=USER11").await;
+    assert_eq!(rows(&found), 10, "user110 to user119, case-insensitive");
+    assert!(found.contains(r#"<span id="user-count">10</span> users matching"#));
+    for (search, what) in [
+        ("%25", "a wildcard is literal"),
+        ("carol", "another org's user"),
+    ] {
+        let page = admin.page(&format!("/admin?q={search}")).await;
+        assert_eq!(rows(&page), 0, "{what}");
+        assert!(page.contains("No user's email contains"));
+    }
+    for bad in ["/admin?page=0", "/admin?page=x", "/admin?q=a%00b"] {
+        assert_eq!(
+            admin.get(bad).await.status(),
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+
+    let everyone = o.app.signed_in(&o.globex_admin).await.page("/admin").await;
+    assert!(
+        everyone.contains("data-complete"),
+        "globex fits on one page"
+    );
+}
+
+#[tokio::test]
 async fn log_out_everywhere_ends_every_session_of_the_user() {
     let o = orgs().await;
     let laptop = o.app.signed_in(&o.alice).await;

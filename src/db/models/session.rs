@@ -162,18 +162,30 @@ impl SessionRecord {
             .await
     }
 
-    /// The org's live signed-in sessions, most recent first.
-    pub async fn live_for_org(
+    /// The live sessions of some users of the org, newest first.
+    pub async fn live_for_users(
         conn: &mut AsyncPgConnection,
         org: OrgId,
+        users: &[UserId],
     ) -> QueryResult<Vec<SessionSummary>> {
         sessions::table
             .filter(sessions::org_id.eq(org))
-            .filter(sessions::user_id.is_not_null())
+            .filter(sessions::user_id.eq_any(users))
             .filter(sessions::expires_at.gt(diesel::dsl::now))
             .order(sessions::created_at.desc())
             .select(SessionSummary::as_select())
             .load(conn)
+            .await
+    }
+
+    /// How many live signed-in sessions the org has.
+    pub async fn count_live_for_org(conn: &mut AsyncPgConnection, org: OrgId) -> QueryResult<i64> {
+        sessions::table
+            .filter(sessions::org_id.eq(org))
+            .filter(sessions::user_id.is_not_null())
+            .filter(sessions::expires_at.gt(diesel::dsl::now))
+            .count()
+            .get_result(conn)
             .await
     }
 

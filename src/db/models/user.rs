@@ -173,7 +173,42 @@ impl User {
             .await
     }
 
+    /// One page of the org's users by email, those whose email contains `search` (if any), and
+    /// how many match in all.
+    pub async fn page_for_org(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+        search: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> QueryResult<(Vec<User>, i64)> {
+        let matching = || {
+            let mut query = users::table.filter(users::org_id.eq(org)).into_boxed();
+            if let Some(search) = search {
+                let pattern = format!("%{}%", escape_like(search));
+                query = query.filter(users::email.ilike(pattern).escape('\\'));
+            }
+            query
+        };
+        let total = matching().count().get_result(conn).await?;
+        let page = matching()
+            .order(users::email)
+            .offset(offset)
+            .limit(limit)
+            .select(User::as_select())
+            .load(conn)
+            .await?;
+        Ok((page, total))
+    }
+
     pub async fn count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
         users::table.count().get_result(conn).await
     }
+}
+
+/// `text` with the `LIKE` wildcards `%` and `_` (and the escape character) taken literally.
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
+use serde::Deserialize;
 use tracing_actix_web::RequestId;
 
 use crate::{
@@ -29,6 +30,17 @@ use crate::{
 
 /// Revocations shown in the dashboard's feed.
 const FEED_LENGTH: i64 = 15;
+/// Users per page of the dashboard.
+const USERS_PER_PAGE: i64 = 50;
+/// Longest search text.
+const MAX_SEARCH_CHARS: usize = 200;
+
+#[derive(Deserialize)]
+pub struct DashboardQuery {
+    /// Part of an email.
+    q: Option<String>,
+    page: Option<i64>,
+}
 
 /// A user's row.
 pub struct UserRow {
@@ -80,7 +92,20 @@ pub struct DashboardPage {
     pub section: &'static str,
     pub org: Org,
     pub users: Vec<UserRow>,
-    pub session_count: usize,
+    /// Users of the org (matching the search, if any), on every page.
+    pub user_count: i64,
+    /// The org's live sessions, on every page.
+    pub session_count: i64,
+    /// The search text, as typed.
+    pub search: String,
+    pub page: i64,
+    pub pages: i64,
+    /// Query strings of the neighbouring pages, search kept.
+    pub previous: Option<String>,
+    pub next: Option<String>,
+    /// Whether every user of the org is on this page (then a sign-in by a user missing from it
+    /// means a new user, and the page reloads to show them).
+    pub complete: bool,
     pub feed: Vec<FeedRow>,
     pub endpoint: String,
 }
@@ -89,21 +114,51 @@ pub struct DashboardPage {
 pub async fn dashboard(
     req: HttpRequest,
     admin: AdminUser,
+    query: web::Query<DashboardQuery>,
     pool: web::Data<Pool>,
     public_url: web::Data<PublicUrl>,
 ) -> Result<HttpResponse, AppError> {
     let AdminUser(admin) = admin;
+    let search = query.q.as_deref().unwrap_or_default().trim().to_owned();
+    if search.chars().count() > MAX_SEARCH_CHARS || search.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(format!(
+            "Search for a part of an email: up to {MAX_SEARCH_CHARS} characters, on one line."
+        )));
+    }
+    let page_number = query.page.unwrap_or(1);
+    if !(1..=1_000_000).contains(&page_number) {
+        return Err(AppError::BadRequest(
+            "The page number must be 1 or more.".into(),
+        ));
+    }
     let mut conn = pool.get().await?;
     let org = Org::find(&mut conn, admin.org_id)
         .await?
         .ok_or_else(|| AppError::NotFound("Your organisation no longer exists.".into()))?;
-    let users = User::list_for_org(&mut conn, org.id).await?;
-    let sessions = SessionRecord::live_for_org(&mut conn, org.id).await?;
+    let (users, user_count) = User::page_for_org(
+        &mut conn,
+        org.id,
+        Some(search.as_str()).filter(|s| !s.is_empty()),
+        (page_number - 1) * USERS_PER_PAGE,
+        USERS_PER_PAGE,
+    )
+    .await?;
+    let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+    let sessions = SessionRecord::live_for_users(&mut conn, org.id, &ids).await?;
+    let session_count = SessionRecord::count_live_for_org(&mut conn, org.id).await?;
     let feed = Revocation::page_for_org(&mut conn, org.id, &AuditFilter::default(), 0, FEED_LENGTH)
         .await?;
     drop(conn);
 
-    let session_count = sessions.len();
+    let pages = ((user_count + USERS_PER_PAGE - 1) / USERS_PER_PAGE).max(1);
+    let link = |n: i64| {
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        if !search.is_empty() {
+            pairs.append_pair("q", &search);
+        }
+        pairs.append_pair("page", &n.to_string());
+        pairs.finish()
+    };
     let mut by_user: HashMap<UserId, Vec<SessionRow>> = HashMap::new();
     for session in sessions {
         let SessionSummary {
@@ -140,7 +195,14 @@ pub async fn dashboard(
         endpoint: public_url.join(crate::routes::global_token_revocation::PATH),
         org,
         users,
+        user_count,
         session_count,
+        complete: search.is_empty() && pages == 1,
+        previous: (page_number > 1).then(|| link((page_number - 1).min(pages))),
+        next: (page_number < pages).then(|| link(page_number + 1)),
+        search,
+        page: page_number,
+        pages,
         feed: feed
             .into_iter()
             .map(|(r, email)| FeedRow::new(&r, email))
