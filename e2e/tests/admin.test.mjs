@@ -3,64 +3,25 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
 import {
   describeSignOuts, expectOnSignInPage, expectSignedOutWithin, expectStillSignedIn,
-  installSignedOutProbe, launchBrowser, login, screenshot, signInTab, signedOutAt, startApp, submit,
+  installSignedOutProbe, login, screenshot, signInTab, signedOutAt, submit,
   universalLogout, waitForSignedOut, watchForSignOut,
 } from '../lib/app.mjs';
+import { DESKTOP, PHONE, deviceTest, useAppAndBrowser } from '../lib/suite.mjs';
 
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
 /** How soon a signed-in user's pages must say they were signed out. */
 const LIVE_WITHIN_MS = 1_000;
 /** How soon the dashboard must show an event. */
 const DASHBOARD_WITHIN_MS = 2_000;
 
-let app;
-let browser;
-
-before(async () => {
-  app = await startApp();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  try {
-    await browser?.close();
-  } finally {
-    await app?.stop();
-  }
-});
-
-/** A test with as many browser contexts as it asks for; failed tests keep screenshots of them all. */
-function adminTest(name, fn) {
-  test(name, { timeout: 90_000 }, async (t) => {
-    const contexts = [];
-    const device = async () => {
-      const context = await browser.newContext({ viewport: DESKTOP });
-      contexts.push(context);
-      return context;
-    };
-    try {
-      await fn({ t, device });
-    } catch (error) {
-      const pages = contexts.flatMap((context) => context.pages());
-      for (const [i, page] of pages.entries()) {
-        const shot = await screenshot(page, `failed-${name}-${i + 1}`).catch(() => null);
-        if (shot) error.message += `\n(screenshot: ${shot} — ${page.url()})`;
-      }
-      error.message += `\n--- server log (last lines) ---\n${app.serverLog().split('\n').slice(-15).join('\n')}`;
-      throw error;
-    } finally {
-      for (const context of contexts) await context.close().catch(() => {});
-    }
-  });
-}
+const env = useAppAndBrowser();
+/** A test with its browser contexts ("devices"); a failure keeps screenshots and the server log. */
+const adminTest = (name, fn) => deviceTest(env, name, fn);
 
 const path = (page) => new URL(page.url()).pathname;
 /** A new user of the demo org, so each test sees only its own sessions in that user's row. */
-const newUser = (label) => app.createUser(`${label}-${randomBytes(3).toString('hex')}@acme.test`);
+const newUser = (label) => env.app.createUser(`${label}-${randomBytes(3).toString('hex')}@acme.test`);
 const sessionOf = (page) => page.evaluate(() => document.body.dataset.session);
 
 /**
@@ -70,9 +31,9 @@ const sessionOf = (page) => page.evaluate(() => document.body.dataset.session);
 async function openDashboard(context) {
   const page = await context.newPage();
   if (context.pages().length === 1) {
-    await login(page, app.url, app.accounts.admin.email, app.accounts.admin.password);
+    await login(page, env.app.url, env.app.accounts.admin.email, env.app.accounts.admin.password);
   }
-  await page.goto(`${app.url}/admin`);
+  await page.goto(`${env.app.url}/admin`);
   assert.equal(path(page), '/admin');
   await page.locator('#live-status', { hasText: 'Live updates: on' }).waitFor({ timeout: 5_000 });
   // Survives only as long as this document: a reload or navigation would drop it.
@@ -106,8 +67,8 @@ async function waitForCount(page, email, n, timeout = DASHBOARD_WITHIN_MS) {
 
 adminTest('the dashboard shows a Universal Logout live: row, count, highlight and feed, without a reload', async ({ t, device }) => {
   const user = await newUser('alice-ual');
-  const laptop = await signInTab(await device(), app.url, user);
-  const phone = await signInTab(await device(), app.url, user);
+  const laptop = await signInTab(await device(), env.app.url, user);
+  const phone = await signInTab(await device(), env.app.url, user);
   const dashboard = await openDashboard(await device());
   const row = rowOf(dashboard, user.email);
   assert.equal(await row.count(), '2');
@@ -120,7 +81,7 @@ adminTest('the dashboard shows a Universal Logout live: row, count, highlight an
   await watchForSignOut({ laptop, phone }, 'ual');
 
   const t0 = Date.now();
-  const response = await universalLogout(app.url, app.apiKey, user.email);
+  const response = await universalLogout(env.app.url, env.app.apiKey, user.email);
   assert.equal(response.status, 204);
   await waitForCount(dashboard, user.email, 0);
   await screenshot(dashboard, 'admin-dashboard-mid-revocation');
@@ -159,8 +120,8 @@ adminTest('the dashboard shows a Universal Logout live: row, count, highlight an
 
 adminTest('"Log out everywhere" signs every device out (reason: admin) and updates the dashboards', async ({ t, device }) => {
   const user = await newUser('alice-everywhere');
-  const laptop = await signInTab(await device(), app.url, user);
-  const phone = await signInTab(await device(), app.url, user);
+  const laptop = await signInTab(await device(), env.app.url, user);
+  const phone = await signInTab(await device(), env.app.url, user);
   const adminBrowser = await device();
   const dashboard = await openDashboard(adminBrowser);
   const watcher = await openDashboard(adminBrowser); // a second dashboard tab, only watching
@@ -204,8 +165,8 @@ adminTest('"Log out everywhere" signs every device out (reason: admin) and updat
 
 adminTest('"End session" ends one device only (reason: admin); the other stays signed in', async ({ t, device }) => {
   const user = await newUser('alice-one-session');
-  const laptop = await signInTab(await device(), app.url, user);
-  const phone = await signInTab(await device(), app.url, user);
+  const laptop = await signInTab(await device(), env.app.url, user);
+  const phone = await signInTab(await device(), env.app.url, user);
   const [laptopSession, phoneSession] = [await sessionOf(laptop), await sessionOf(phone)];
   const adminBrowser = await device();
   const dashboard = await openDashboard(adminBrowser);
@@ -257,7 +218,7 @@ adminTest('the dashboard shows new sign-ins live, and their "End session" button
   assert.equal(await row.status(), 'Signed out');
   const totalBefore = await orgSessionCount(dashboard);
 
-  const laptop = await signInTab(await device(), app.url, user);
+  const laptop = await signInTab(await device(), env.app.url, user);
   await waitForCount(dashboard, user.email, 1);
   const laptopSession = await sessionOf(laptop);
   assert.equal(await row.session(laptopSession).count(), 1, 'the new session is listed, by its id');
@@ -267,7 +228,7 @@ adminTest('the dashboard shows new sign-ins live, and their "End session" button
   assert.match(await row.session(laptopSession).innerText(), /signed in \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
   await screenshot(dashboard, 'admin-dashboard-new-sign-in');
 
-  const phone = await signInTab(await device(), app.url, user);
+  const phone = await signInTab(await device(), env.app.url, user);
   await waitForCount(dashboard, user.email, 2);
   assert.equal(await row.sessions.count(), 2);
   assert.equal(await row.sessions.first().getAttribute('data-session-id'), await sessionOf(phone), 'the newest is first');
@@ -288,10 +249,10 @@ adminTest('the dashboard shows new sign-ins live, and their "End session" button
 
 adminTest('only administrators can open the dashboard and its stream', async ({ device }) => {
   const user = await newUser('not-an-admin');
-  const page = await signInTab(await device(), app.url, user);
+  const page = await signInTab(await device(), env.app.url, user);
   const ownSession = await sessionOf(page);
   assert.equal(await page.locator('nav.account').getByRole('link', { name: 'Admin' }).count(), 0, 'no Admin link');
-  const response = await page.goto(`${app.url}/admin`);
+  const response = await page.goto(`${env.app.url}/admin`);
   assert.equal(response.status(), 403);
   assert.equal(await page.locator('#live-status').count(), 0);
   assert.equal(await page.locator('tbody tr[data-email]').count(), 0, 'no user is listed');
@@ -299,6 +260,6 @@ adminTest('only administrators can open the dashboard and its stream', async ({ 
     (await fetch(url, { method, redirect: 'manual' })).status, request);
   assert.equal(await status(['/admin/events', 'GET']), 403, 'GET /admin/events');
   assert.equal(await status([`/admin/sessions/${ownSession}/logout`, 'POST']), 403, 'POST /admin/sessions/…/logout');
-  await page.goto(`${app.url}/todos`);
+  await page.goto(`${env.app.url}/todos`);
   assert.equal(path(page), '/todos', 'still signed in');
 });

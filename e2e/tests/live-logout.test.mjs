@@ -3,69 +3,24 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
 import {
   REASON_TEXT, describeSignOuts, expectOnSignInPage, expectSignedOutWithin as signedOutWithin,
-  expectStillSignedIn, installSignedOutProbe, launchBrowser, openTodosTab, screenshot,
-  signInTab, signedOutAt, startApp, submit, universalLogout, waitForLiveStream,
+  expectStillSignedIn, installSignedOutProbe, openTodosTab, screenshot,
+  signInTab, signedOutAt, submit, universalLogout, waitForLiveStream,
   waitForSignedOut, watchForSignOut,
 } from '../lib/app.mjs';
+import { DESKTOP, PHONE, deviceTest, useAppAndBrowser } from '../lib/suite.mjs';
 
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
 /** How soon after the Universal Logout request every open page must say it was signed out. */
 const LIVE_WITHIN_MS = 1_000;
 const expectSignedOutWithin = (pages, reason, t0) => signedOutWithin(pages, reason, t0, LIVE_WITHIN_MS);
 
-let app;
-let browser;
-
-before(async () => {
-  app = await startApp();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  try {
-    await browser?.close();
-  } finally {
-    await app?.stop();
-  }
-});
-
-/**
- * A test that opens as many browser contexts ("devices") as it needs with `device()`; all are
- * closed at the end, and every open page is kept as a screenshot if the test fails.
- */
-function liveTest(name, fn) {
-  test(name, { timeout: 90_000 }, async (t) => {
-    const contexts = [];
-    const logs = [() => app.serverLog()];
-    const device = async () => {
-      const context = await browser.newContext({ viewport: DESKTOP });
-      contexts.push(context);
-      return context;
-    };
-    try {
-      await fn({ t, device, logs });
-    } catch (error) {
-      const pages = contexts.flatMap((context) => context.pages());
-      for (const [i, page] of pages.entries()) {
-        const shot = await screenshot(page, `failed-${name}-${i + 1}`).catch(() => null);
-        if (shot) error.message += `\n(screenshot: ${shot} — ${page.url()})`;
-      }
-      for (const log of logs) {
-        error.message += `\n--- server log (last lines) ---\n${log().split('\n').slice(-15).join('\n')}`;
-      }
-      throw error;
-    } finally {
-      for (const context of contexts) await context.close().catch(() => {});
-    }
-  });
-}
+const env = useAppAndBrowser();
+/** A test with its browser contexts ("devices"); a failure keeps screenshots and server logs. */
+const liveTest = (name, fn) => deviceTest(env, name, fn);
 
 const path = (page) => new URL(page.url()).pathname;
-const newUser = (label) => app.createUser(`${label}-${randomBytes(3).toString('hex')}@acme.test`);
+const newUser = (label) => env.app.createUser(`${label}-${randomBytes(3).toString('hex')}@acme.test`);
 const todosHeading = (page) => page.getByRole('heading', { name: 'Your todos' });
 
 /** Waits until a server log says its instance listens for revocations from the database. */
@@ -78,12 +33,12 @@ async function waitForListening(log, { timeout = 10_000 } = {}) {
 }
 
 liveTest('Universal Logout signs a user out of two tabs and another device within a second', async ({ t, device }) => {
-  const alice = app.accounts.alice;
+  const alice = env.app.accounts.alice;
   const laptop = await device();
-  const tab1 = await signInTab(laptop, app.url, alice);
-  const tab2 = await openTodosTab(laptop, app.url);
+  const tab1 = await signInTab(laptop, env.app.url, alice);
+  const tab2 = await openTodosTab(laptop, env.app.url);
   const phone = await device();
-  const onPhone = await signInTab(phone, app.url, alice);
+  const onPhone = await signInTab(phone, env.app.url, alice);
   const sessions = await Promise.all([tab1, tab2, onPhone].map((p) => p.evaluate(() => document.body.dataset.session)));
   assert.equal(sessions[0], sessions[1], 'the two tabs share a session');
   assert.notEqual(sessions[0], sessions[2], 'the phone has a session of its own');
@@ -94,7 +49,7 @@ liveTest('Universal Logout signs a user out of two tabs and another device withi
   const t0 = Date.now();
   const told = expectSignedOutWithin(pages, 'ual', t0); // polls from now until t0 + 1 s
   told.catch(() => {}); // awaited below
-  const response = await universalLogout(app.url, app.apiKey, alice.email);
+  const response = await universalLogout(env.app.url, env.app.apiKey, alice.email);
   const answeredIn = Date.now() - t0;
   assert.equal(response.status, 204, await response.text());
   const seen = await told;
@@ -103,29 +58,29 @@ liveTest('Universal Logout signs a user out of two tabs and another device withi
   t.diagnostic(`204 after ${answeredIn} ms; ${describeSignOuts(seen)}`);
 
   // The ended sessions stay ended.
-  await tab1.goto(`${app.url}/todos`);
+  await tab1.goto(`${env.app.url}/todos`);
   assert.equal(path(tab1), '/login');
-  await onPhone.goto(`${app.url}/todos`);
+  await onPhone.goto(`${env.app.url}/todos`);
   assert.equal(path(onPhone), '/login');
 });
 
 liveTest('a tab on instance B is signed out live by Universal Logout sent to instance A', async ({ t, device, logs }) => {
   const user = await newUser('two-instances');
-  const b = await app.startInstance();
+  const b = await env.app.startInstance();
   logs.push(() => b.serverLog());
   try {
-    assert.notEqual(new URL(b.url).port, new URL(app.url).port);
+    assert.notEqual(new URL(b.url).port, new URL(env.app.url).port);
     await waitForListening(() => b.serverLog());
     const context = await device();
     const onB = await signInTab(context, b.url, user);
-    const onA = await openTodosTab(context, app.url); // the same cookie: instances share sessions
+    const onA = await openTodosTab(context, env.app.url); // the same cookie: instances share sessions
     const pages = { 'the tab on B': onB, 'the tab on A': onA };
     await watchForSignOut(pages, 'ual');
 
     const t0 = Date.now();
     const told = expectSignedOutWithin(pages, 'ual', t0);
     told.catch(() => {}); // awaited below
-    const response = await universalLogout(app.url, app.apiKey, user.email);
+    const response = await universalLogout(env.app.url, env.app.apiKey, user.email);
     assert.equal(response.status, 204, await response.text());
     const seen = await told;
     await expectOnSignInPage(onB, 'ual', 'the tab on B');
@@ -140,7 +95,7 @@ liveTest('a tab on instance B is signed out live by Universal Logout sent to ins
 liveTest('after a forced logout, Back and Reload never show the todos again', async ({ device }) => {
   const user = await newUser('back-button');
   const context = await device();
-  const page = await signInTab(context, app.url, user);
+  const page = await signInTab(context, env.app.url, user);
   const title = `Secret plan ${randomBytes(3).toString('hex')}`;
   await page.getByLabel('New todo').fill(title);
   await submit(page, () => page.getByRole('button', { name: 'Add', exact: true }).click());
@@ -152,7 +107,7 @@ liveTest('after a forced logout, Back and Reload never show the todos again', as
   await page.getByText(title).waitFor();
   await waitForLiveStream(page);
 
-  const response = await universalLogout(app.url, app.apiKey, user.email);
+  const response = await universalLogout(env.app.url, env.app.apiKey, user.email);
   assert.equal(response.status, 204);
   await page.locator('.signed-out').waitFor({ timeout: 2_000 });
   assert.equal(await page.locator('.signed-out h1').innerText(), 'Signed out');
@@ -190,10 +145,10 @@ liveTest('after a forced logout, Back and Reload never show the todos again', as
 liveTest("Sign out ends only this session: the same browser's other tab follows, the other device stays", async ({ t, device }) => {
   const user = await newUser('sign-out');
   const laptop = await device();
-  const tab1 = await signInTab(laptop, app.url, user);
-  const tab2 = await openTodosTab(laptop, app.url);
+  const tab1 = await signInTab(laptop, env.app.url, user);
+  const tab2 = await openTodosTab(laptop, env.app.url);
   const phone = await device();
-  const onPhone = await signInTab(phone, app.url, user);
+  const onPhone = await signInTab(phone, env.app.url, user);
   await watchForSignOut({ 'the other tab': tab2 }, 'self');
   await installSignedOutProbe(onPhone);
   await installSignedOutProbe(tab1);
@@ -223,7 +178,7 @@ liveTest("Sign out ends only this session: the same browser's other tab follows,
   await waitForLiveStream(onPhone);
 
   // And its session still ends live later.
-  const response = await universalLogout(app.url, app.apiKey, user.email);
+  const response = await universalLogout(env.app.url, env.app.apiKey, user.email);
   assert.equal(response.status, 204);
   await waitForSignedOut(onPhone, 'ual');
 });

@@ -14,8 +14,8 @@ import {
   signInTab, signedOutAt, ssoForm, startApp, startOrgIdp, startSso, submit,
   waitForLiveStream, waitForSignedOut, watchForSignOut,
 } from '../lib/app.mjs';
+import { DESKTOP, keepEvidence } from '../lib/suite.mjs';
 
-const DESKTOP = { width: 1280, height: 800 };
 /** How soon after the person confirms the sign-out at the provider the app's tab must say so. */
 const BACKCHANNEL_WITHIN_MS = 5_000;
 
@@ -59,13 +59,10 @@ function ssoTest(name, fn) {
     try {
       await fn(t);
     } catch (error) {
-      const pages = contexts.flatMap((context) => context.pages());
-      for (const [i, page] of pages.entries()) {
-        const shot = await screenshot(page, `failed-${name.slice(0, 60)}-${i + 1}`).catch(() => null);
-        if (shot) error.message += `\n(screenshot: ${shot} — ${page.url()})`;
-      }
-      error.message += `\n--- server log (last lines) ---\n${(app?.serverLog() ?? '').split('\n').slice(-15).join('\n')}`;
-      error.message += `\n--- provider log (last lines) ---\n${(idp?.log() ?? '').split('\n').slice(-10).join('\n')}`;
+      await keepEvidence(error, name, contexts, [
+        ['server log', () => app?.serverLog(), 15],
+        ['provider log', () => idp?.log(), 10],
+      ]);
       throw error;
     }
   });

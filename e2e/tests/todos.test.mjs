@@ -2,43 +2,16 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
-import { launchBrowser, login, screenshot, startApp, submit } from '../lib/app.mjs';
+import { login, screenshot, submit } from '../lib/app.mjs';
+import { DESKTOP, PHONE, deviceTest, useAppAndBrowser } from '../lib/suite.mjs';
 
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
-
-let app;
-let browser;
-
-before(async () => {
-  app = await startApp();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  try {
-    await browser?.close();
-  } finally {
-    await app?.stop();
-  }
-});
+const env = useAppAndBrowser();
 
 /** A test with its own browser context (cookies) and page; a screenshot is kept if it fails. */
 function browserTest(name, fn) {
-  test(name, { timeout: 90_000 }, async () => {
-    const context = await browser.newContext({ viewport: DESKTOP });
-    const page = await context.newPage();
-    try {
-      await fn(page, context);
-    } catch (error) {
-      const shot = await screenshot(page, `failed-${name}`).catch(() => null);
-      if (shot) error.message += `\n(screenshot: ${shot})`;
-      error.message += `\n--- server log (last lines) ---\n${app.serverLog().split('\n').slice(-15).join('\n')}`;
-      throw error;
-    } finally {
-      await context.close();
-    }
+  deviceTest(env, name, async ({ device }) => {
+    const context = await device();
+    await fn(await context.newPage(), context);
   });
 }
 
@@ -68,8 +41,8 @@ async function tabTo(page, want, { back = false, max = 12 } = {}) {
 }
 
 browserTest('a newcomer signs in, adds a todo, completes it and deletes it', async (page) => {
-  const alice = app.accounts.alice;
-  await login(page, app.url, alice.email, alice.password);
+  const alice = env.app.accounts.alice;
+  await login(page, env.app.url, alice.email, alice.password);
 
   assert.equal(path(page), '/todos');
   assert.equal(await page.locator('h1').innerText(), 'Your todos');
@@ -119,8 +92,8 @@ browserTest('a newcomer signs in, adds a todo, completes it and deletes it', asy
 });
 
 browserTest('a wrong password shows an error and stays on the sign-in page', async (page) => {
-  await page.goto(`${app.url}/login`);
-  await page.fill('#email', app.accounts.alice.email);
+  await page.goto(`${env.app.url}/login`);
+  await page.fill('#email', env.app.accounts.alice.email);
   await page.fill('#password', 'not-the-password');
   const response = page.waitForResponse((r) => r.request().method() === 'POST');
   await submit(page, () => page.getByRole('button', { name: 'Sign in' }).click());
@@ -128,15 +101,15 @@ browserTest('a wrong password shows an error and stays on the sign-in page', asy
   assert.equal((await response).status(), 401);
   assert.equal(path(page), '/login');
   assert.equal(await page.getByRole('alert').innerText(), 'That email and password do not match an account.');
-  assert.equal(await page.inputValue('#email'), app.accounts.alice.email, 'the email is kept');
+  assert.equal(await page.inputValue('#email'), env.app.accounts.alice.email, 'the email is kept');
   assert.equal(await page.inputValue('#password'), '', 'the password is not echoed back');
   assert.equal(await page.locator('nav.account').count(), 0, 'nobody is signed in');
   await screenshot(page, 'login-wrong-password');
 });
 
 browserTest('the whole flow works with the keyboard only', async (page) => {
-  const user = await app.createUser(`keys-${randomBytes(3).toString('hex')}@acme.test`);
-  await page.goto(`${app.url}/login`);
+  const user = await env.app.createUser(`keys-${randomBytes(3).toString('hex')}@acme.test`);
+  await page.goto(`${env.app.url}/login`);
 
   await tabTo(page, 'input#email');
   await page.keyboard.type(user.email);
@@ -169,8 +142,8 @@ browserTest('the whole flow works with the keyboard only', async (page) => {
 });
 
 browserTest('signing out lands on the sign-in page and closes the session', async (page) => {
-  const alice = app.accounts.alice;
-  await login(page, app.url, alice.email, alice.password);
+  const alice = env.app.accounts.alice;
+  await login(page, env.app.url, alice.email, alice.password);
   assert.equal(path(page), '/todos');
 
   await page.getByRole('button', { name: 'Sign out' }).click();
@@ -179,14 +152,14 @@ browserTest('signing out lands on the sign-in page and closes the session', asyn
   assert.equal(await page.locator('nav.account').count(), 0);
   await screenshot(page, 'signed-out');
 
-  await page.goto(`${app.url}/todos`);
+  await page.goto(`${env.app.url}/todos`);
   assert.equal(path(page), '/login');
   assert.equal(await page.locator('h1').innerText(), 'Sign in');
 });
 
 browserTest("one user's todos are not visible to another", async (page) => {
-  const { alice, bob } = app.accounts;
-  await login(page, app.url, alice.email, alice.password);
+  const { alice, bob } = env.app.accounts;
+  await login(page, env.app.url, alice.email, alice.password);
   const title = unique("Alice's private todo");
   await page.getByLabel('New todo').fill(title);
   await submit(page, () => page.getByRole('button', { name: 'Add', exact: true }).click());
@@ -196,10 +169,10 @@ browserTest("one user's todos are not visible to another", async (page) => {
   const todoPath = toggleAction.replace(/\/toggle$/, '');
 
   // Bob, in a browser of his own.
-  const bobContext = await browser.newContext({ viewport: DESKTOP });
+  const bobContext = await env.browser.newContext({ viewport: DESKTOP });
   try {
     const bobPage = await bobContext.newPage();
-    await login(bobPage, app.url, bob.email, bob.password);
+    await login(bobPage, env.app.url, bob.email, bob.password);
     assert.equal(await bobPage.locator('nav.account .who').innerText(), bob.email);
     assert.equal(await bobPage.getByText(title).count(), 0);
     assert.equal(await bobPage.locator('li.todo').count(), 0);
