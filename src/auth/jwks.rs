@@ -54,14 +54,8 @@ impl JwksCache {
     /// A cache whose fetches time out after `timeout` and whose re-fetches on an unknown key
     /// are at least `min_refetch` apart.
     pub fn new(timeout: Duration, min_refetch: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ual-todo/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a TLS backend is compiled in");
         Self {
-            http,
+            http: super::idp_client(timeout),
             min_refetch,
             issuers: Mutex::default(),
         }

@@ -66,14 +66,8 @@ pub struct Sso {
 
 impl Sso {
     pub fn new(timeout: Duration) -> Sso {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ual-todo/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a TLS backend is compiled in");
         Sso {
-            http,
+            http: super::idp_client(timeout),
             metadata: Mutex::default(),
         }
     }
