@@ -76,12 +76,7 @@ pub async fn audit(
             })
         })
         .transpose()?;
-    let page_number = query.page.unwrap_or(1);
-    if !(1..=100_000).contains(&page_number) {
-        return Err(AppError::BadRequest(
-            "The page number must be 1 or more.".into(),
-        ));
-    }
+    let page_number = super::page_number(query.page)?;
 
     let mut conn = pool.get().await?;
     let users = User::list_for_org(&mut conn, admin.org_id).await?;
@@ -97,17 +92,11 @@ pub async fn audit(
     let has_next = rows.len() > usize::try_from(PER_PAGE).unwrap_or(50);
     rows.truncate(usize::try_from(PER_PAGE).unwrap_or(50));
 
-    let link = |n: i64| {
-        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-        if let Some(u) = &user_param {
-            pairs.append_pair("user", u);
-        }
-        if let Some(s) = &source_param {
-            pairs.append_pair("source", s);
-        }
-        pairs.append_pair("page", &n.to_string());
-        pairs.finish()
-    };
+    let filters = [
+        ("user", user_param.as_deref().unwrap_or_default()),
+        ("source", source_param.as_deref().unwrap_or_default()),
+    ];
+    let link = |n: i64| super::page_link(&filters, n);
     let audit_page = AuditPage {
         viewer: Some(admin.viewer()),
         section: "audit",

@@ -125,12 +125,7 @@ pub async fn dashboard(
             "Search for a part of an email: up to {MAX_SEARCH_CHARS} characters, on one line."
         )));
     }
-    let page_number = query.page.unwrap_or(1);
-    if !(1..=1_000_000).contains(&page_number) {
-        return Err(AppError::BadRequest(
-            "The page number must be 1 or more.".into(),
-        ));
-    }
+    let page_number = super::page_number(query.page)?;
     let mut conn = pool.get().await?;
     let org = Org::find(&mut conn, admin.org_id)
         .await?
@@ -151,14 +146,7 @@ pub async fn dashboard(
     drop(conn);
 
     let pages = ((user_count + USERS_PER_PAGE - 1) / USERS_PER_PAGE).max(1);
-    let link = |n: i64| {
-        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-        if !search.is_empty() {
-            pairs.append_pair("q", &search);
-        }
-        pairs.append_pair("page", &n.to_string());
-        pairs.finish()
-    };
+    let link = |n: i64| super::page_link(&[("q", &search)], n);
     let mut by_user: HashMap<UserId, Vec<SessionRow>> = HashMap::new();
     for session in sessions {
         let SessionSummary {
