@@ -31,12 +31,8 @@ fn target() -> &'static Target {
         let (app, key) = runtime.block_on(async {
             let app = spawn_app().await;
             let alice = app.alice().await;
-            let issued =
-                ual_todo::db::models::OrgApiKey::create(&mut *app.conn().await, alice.user.org_id)
-                    .await
-                    .unwrap()
-                    .1;
-            (app, ual_todo::secret_token::reveal(&issued).to_owned())
+            let key = app.api_key(alice.user.org_id).await;
+            (app, key)
         });
         Target {
             runtime,
@@ -354,10 +350,7 @@ async fn nul_and_control_characters_are_refused_everywhere() {
             .await
             .status(),
     );
-    let key = ual_todo::db::models::OrgApiKey::create(&mut *app.conn().await, org.id)
-        .await
-        .unwrap()
-        .1;
+    let key = app.api_key(org.id).await;
     for subject in [
         json!({"format": "email", "email": "\u{0}"}),
         json!({"format": "iss_sub", "iss": "x", "sub": "\u{0}"}),
@@ -365,7 +358,7 @@ async fn nul_and_control_characters_are_refused_everywhere() {
     ] {
         let answer = reqwest::Client::new()
             .post(app.url("/global-token-revocation"))
-            .bearer_auth(ual_todo::secret_token::reveal(&key))
+            .bearer_auth(&key)
             .json(&json!({ "sub_id": subject }))
             .send()
             .await

@@ -223,6 +223,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A new Universal Logout API key of `org`, as an IdP presents it.
+    pub async fn api_key(&self, org: OrgId) -> String {
+        let issued = ual_todo::db::models::OrgApiKey::create(&mut *self.conn().await, org)
+            .await
+            .unwrap()
+            .1;
+        ual_todo::secret_token::reveal(&issued).to_owned()
+    }
+
     pub async fn create_user(&self, org: OrgId, email: &str, admin: bool) -> TestUser {
         let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
         let hash = ual_todo::auth::password::hash(&password).unwrap();

@@ -2,7 +2,6 @@
 //! authentications per address; a valid Universal Logout call is never delayed.
 
 use reqwest::StatusCode;
-use ual_todo::db::models::OrgApiKey;
 
 use crate::helpers::{assert_is_redirect_to, spawn_app};
 
@@ -75,13 +74,7 @@ async fn many_failures_from_one_address_stop_its_sign_ins() {
 async fn failed_ual_authentications_are_limited_but_a_valid_call_never_is() {
     let app = spawn_app().await;
     let alice = app.alice().await;
-    let key = ual_todo::secret_token::reveal(
-        &OrgApiKey::create(&mut *app.conn().await, alice.user.org_id)
-            .await
-            .unwrap()
-            .1,
-    )
-    .to_owned();
+    let key = app.api_key(alice.user.org_id).await;
     let call = |credential: String| {
         let url = app.url("/global-token-revocation");
         async move {

@@ -4,19 +4,10 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use ual_todo::db::models::OrgApiKey;
 
-use crate::helpers::{EventStream, TestApp, TestUser, count, spawn_app};
+use crate::helpers::{EventStream, TestApp, count, spawn_app};
 
 const SOON: Duration = Duration::from_secs(5);
-
-async fn api_key(app: &TestApp, user: &TestUser) -> String {
-    let issued = OrgApiKey::create(&mut *app.conn().await, user.user.org_id)
-        .await
-        .unwrap()
-        .1;
-    ual_todo::secret_token::reveal(&issued).to_owned()
-}
 
 async fn ual(base: &str, key: &str, email: &str) -> StatusCode {
     reqwest::Client::new()
@@ -75,7 +66,7 @@ async fn universal_logout_reaches_every_stream_of_the_user_and_closes_it() {
     let bob = app
         .create_user(alice.user.org_id, "bob@acme.test", false)
         .await;
-    let key = api_key(&app, &alice).await;
+    let key = app.api_key(alice.user.org_id).await;
     let laptop = app.signed_in(&alice).await;
     let phone = app.signed_in(&alice).await;
     let bobs = app.signed_in(&bob).await;
@@ -138,7 +129,7 @@ async fn signing_out_ends_only_that_sessions_stream_with_reason_self() {
 async fn a_revocation_on_one_instance_reaches_a_stream_on_another() {
     let a = spawn_app().await;
     let alice = a.alice().await;
-    let key = api_key(&a, &alice).await;
+    let key = a.api_key(alice.user.org_id).await;
     let b = ual_todo::startup::Application::build(ual_todo::config::Settings::for_database(
         a.db.url.clone(),
     ))

@@ -12,7 +12,6 @@ use std::{
 };
 
 use reqwest::StatusCode;
-use ual_todo::db::models::OrgApiKey;
 
 use crate::helpers::{TestApp, spawn_app_with};
 
@@ -151,13 +150,7 @@ async fn users_keep_working_while_they_are_revoked_and_nothing_is_lost() {
         .execute(&mut app.db.connect())
         .unwrap();
     }
-    let key = ual_todo::secret_token::reveal(
-        &OrgApiKey::create(&mut *app.conn().await, org.id)
-            .await
-            .unwrap()
-            .1,
-    )
-    .to_owned();
+    let key = app.api_key(org.id).await;
     let record = Arc::new(Mutex::new(Record::default()));
     let until = Instant::now() + Duration::from_secs(seconds);
 

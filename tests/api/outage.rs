@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use ual_todo::{config::Settings, db::models::OrgApiKey};
+use ual_todo::config::Settings;
 
 use crate::{
     helpers::{EventStream, TestApp, TestDb, assert_is_redirect_to, count},
@@ -63,13 +63,7 @@ async fn wait_until(
 async fn an_outage_is_503_everywhere_and_the_app_recovers_on_its_own() {
     let (app, proxy) = app_behind_proxy().await;
     let alice = app.alice().await;
-    let key = ual_todo::secret_token::reveal(
-        &OrgApiKey::create(&mut *app.conn().await, alice.user.org_id)
-            .await
-            .unwrap()
-            .1,
-    )
-    .to_owned();
+    let key = app.api_key(alice.user.org_id).await;
     let browser = app.signed_in(&alice).await;
     let mut stream = EventStream::open(&browser, "/events").await.unwrap();
     wait_until("listening", Duration::from_secs(5), async || {
@@ -145,13 +139,7 @@ async fn an_outage_is_503_everywhere_and_the_app_recovers_on_its_own() {
 async fn a_logout_answered_204_survives_an_outage() {
     let (app, proxy) = app_behind_proxy().await;
     let alice = app.alice().await;
-    let key = ual_todo::secret_token::reveal(
-        &OrgApiKey::create(&mut *app.conn().await, alice.user.org_id)
-            .await
-            .unwrap()
-            .1,
-    )
-    .to_owned();
+    let key = app.api_key(alice.user.org_id).await;
     let browser = app.signed_in(&alice).await;
 
     let ual = reqwest::Client::new()

@@ -8,7 +8,6 @@ use std::{
 };
 
 use reqwest::StatusCode;
-use ual_todo::db::models::OrgApiKey;
 
 use crate::helpers::{EventStream, TestDb, spawn_app_with};
 
@@ -40,13 +39,7 @@ async fn sigterm_closes_streams_finishes_requests_and_exits_cleanly() {
     // Instance B runs in the test; instance A is a real process on the same database.
     let b = spawn_app_with(|_| {}).await;
     let alice = b.alice().await;
-    let key = ual_todo::secret_token::reveal(
-        &OrgApiKey::create(&mut *b.conn().await, alice.user.org_id)
-            .await
-            .unwrap()
-            .1,
-    )
-    .to_owned();
+    let key = b.api_key(alice.user.org_id).await;
     let (mut a, a_address) = serve(&b.db);
     let mut browser = b.browser();
     browser.base = a_address.clone();

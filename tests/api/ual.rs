@@ -32,14 +32,8 @@ async fn setup_with(configure: impl FnOnce(&mut ual_todo::config::Settings)) -> 
     let alice = app.create_user(acme.id, "alice@acme.test", false).await;
     let bob = app.create_user(acme.id, "bob@acme.test", false).await;
     let carol = app.create_user(globex.id, "carol@globex.test", false).await;
-    let mut conn = app.conn().await;
-    let acme_key =
-        ual_todo::secret_token::reveal(&OrgApiKey::create(&mut conn, acme.id).await.unwrap().1)
-            .to_owned();
-    let globex_key =
-        ual_todo::secret_token::reveal(&OrgApiKey::create(&mut conn, globex.id).await.unwrap().1)
-            .to_owned();
-    drop(conn);
+    let acme_key = app.api_key(acme.id).await;
+    let globex_key = app.api_key(globex.id).await;
     Setup {
         app,
         acme,
