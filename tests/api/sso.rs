@@ -11,7 +11,7 @@ use ual_todo::{
 };
 
 use crate::{
-    helpers::{EventStream, TestApp, assert_is_redirect_to, count, spawn_app},
+    helpers::{Browser, EventStream, TestApp, assert_is_redirect_to, count, spawn_app},
     oidc_provider::{OidcProvider, client},
 };
 
@@ -71,6 +71,18 @@ async fn configure(
 
 async fn setup() -> Setup {
     setup_with(true).await
+}
+
+/// Starts an SSO sign-in of acme in `browser`; the `state` the app sent to the provider.
+async fn start_state(browser: &Browser) -> String {
+    let started = browser.get("/auth/oidc/start?org=acme").await;
+    let authorize = url::Url::parse(started.headers()["location"].to_str().unwrap()).unwrap();
+    authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned()
 }
 
 async fn page_says(response: reqwest::Response, status: StatusCode, words: &str) {
@@ -262,14 +274,7 @@ async fn an_id_token_with_the_wrong_nonce_is_refused() {
 async fn an_idp_error_is_shown_and_nothing_is_created() {
     let s = setup().await;
     let browser = s.app.browser();
-    let started = browser.get("/auth/oidc/start?org=acme").await;
-    let authorize = url::Url::parse(started.headers()["location"].to_str().unwrap()).unwrap();
-    let state = authorize
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = start_state(&browser).await;
 
     let answer = browser
         .get(&format!(
@@ -283,14 +288,7 @@ async fn an_idp_error_is_shown_and_nothing_is_created() {
     assert!(!page.contains("<script>"));
 
     // Other error codes are named (and cleaned of anything but a code's characters).
-    let started = browser.get("/auth/oidc/start?org=acme").await;
-    let authorize = url::Url::parse(started.headers()["location"].to_str().unwrap()).unwrap();
-    let state = authorize
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = start_state(&browser).await;
     let other = browser
         .get(&format!(
             "/auth/oidc/callback?error=login_required%3Cb%3E&state={state}"
