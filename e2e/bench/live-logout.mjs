@@ -13,13 +13,13 @@
 // named after the build, e.g. live-logout-bench.release.json).
 
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import {
-  APP_BIN, ARTIFACTS_DIR, installSignedOutProbe, launchBrowser, login, signedOutAt, startApp,
+  APP_BIN, installSignedOutProbe, launchBrowser, login, signedOutAt, startApp,
   universalLogout, waitForLiveStream,
 } from '../lib/app.mjs';
+import { stats, writeReport } from './report.mjs';
 
 const RUNS = Math.max(20, Number(process.env.BENCH_RUNS ?? 25));
 const WARM_UP = 2;
@@ -27,22 +27,6 @@ const ARRIVAL_TIMEOUT_MS = 10_000;
 
 const build = basename(dirname(APP_BIN)); // "debug" or "release" under target/
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
-
-function stats(samples) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = (p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-  const median = sorted.length % 2
-    ? sorted[(sorted.length - 1) / 2]
-    : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
-  return {
-    runs: sorted.length,
-    min_ms: sorted[0],
-    median_ms: median,
-    p90_ms: rank(90),
-    max_ms: sorted[sorted.length - 1],
-    mean_ms: Math.round((sorted.reduce((a, b) => a + b, 0) / sorted.length) * 10) / 10,
-  };
-}
 
 async function waitFor(what, check, timeout = 10_000) {
   const deadline = Date.now() + timeout;
@@ -120,11 +104,7 @@ async function main() {
         + 'the "Signed out" card appeared (MutationObserver)',
       ...results,
     };
-    await mkdir(ARTIFACTS_DIR, { recursive: true });
-    const json = `${JSON.stringify(report, null, 2)}\n`;
-    await writeFile(join(ARTIFACTS_DIR, 'live-logout-bench.json'), json);
-    await writeFile(join(ARTIFACTS_DIR, `live-logout-bench.${build}.json`), json);
-    console.log(`wrote ${join(ARTIFACTS_DIR, 'live-logout-bench.json')}`);
+    await writeReport('live-logout-bench', build, report);
   } finally {
     await browser?.close();
     await app.stop();

@@ -25,35 +25,19 @@
 // build, e.g. sso-login-bench.release.json).
 
 import { execFileSync } from 'node:child_process';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import {
-  APP_BIN, ARTIFACTS_DIR, LOCAL_ONLY_ARGS, launchBrowser, ssoForm, startApp, startOrgIdp,
+  APP_BIN, LOCAL_ONLY_ARGS, launchBrowser, ssoForm, startApp, startOrgIdp,
 } from '../lib/app.mjs';
+import { stats, writeReport } from './report.mjs';
 
 const RUNS = Math.max(20, Number(process.env.BENCH_RUNS ?? 25));
 const WARM_UP = 2;
 const STEP_TIMEOUT_MS = 15_000;
 
 const build = basename(dirname(APP_BIN)); // "debug" or "release" under target/
-
-function stats(samples) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = (p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-  const median = sorted.length % 2
-    ? sorted[(sorted.length - 1) / 2]
-    : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
-  const round = (ms) => Math.round(ms * 10) / 10;
-  return {
-    runs: sorted.length,
-    min_ms: round(sorted[0]),
-    median_ms: round(median),
-    p90_ms: round(rank(90)),
-    max_ms: round(sorted[sorted.length - 1]),
-    mean_ms: round(sorted.reduce((a, b) => a + b, 0) / sorted.length),
-  };
-}
 
 /** When, on the browser's clock (epoch ms), `page`'s document finished its load event. */
 const loadedAt = (page) => page.evaluate(() => {
@@ -183,11 +167,7 @@ async function main() {
       }
     }
     if (failedDeliveries.length) console.log(`provider log: ${failedDeliveries.join('; ')}`);
-    await mkdir(ARTIFACTS_DIR, { recursive: true });
-    const json = `${JSON.stringify(report, null, 2)}\n`;
-    await writeFile(join(ARTIFACTS_DIR, 'sso-login-bench.json'), json);
-    await writeFile(join(ARTIFACTS_DIR, `sso-login-bench.${build}.json`), json);
-    console.log(`wrote ${join(ARTIFACTS_DIR, 'sso-login-bench.json')}`);
+    await writeReport('sso-login-bench', build, report);
   } finally {
     await browser?.close();
     await idp?.stop();
