@@ -1,32 +1,11 @@
 //! The `ual-todo` command line, run as a real process.
 
-use std::{
-    io::Write as _,
-    process::{Command, Output, Stdio},
-};
+use std::process::{Command, Output};
 
-use crate::helpers::{TestDb, assert_is_redirect_to, count, spawn_app};
+use crate::helpers::{TestDb, assert_is_redirect_to, count, run_cli, spawn_app};
 
 fn ual_todo(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
-        .args(args)
-        .env("DATABASE_URL", db.url.expose())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
+    run_cli(db, args, stdin, "warn")
 }
 
 fn stdout_json(output: &Output) -> serde_json::Value {

@@ -454,3 +454,36 @@ impl EventStream {
         )
     }
 }
+
+/// Runs the `ual-todo` binary on `db` with `args`, `stdin` as its input and `RUST_LOG` set to
+/// `log_filter`; its output once it exits.
+pub fn run_cli(
+    db: &TestDb,
+    args: &[&str],
+    stdin: Option<&str>,
+    log_filter: &str,
+) -> std::process::Output {
+    use std::{
+        io::Write as _,
+        process::{Command, Stdio},
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
+        .args(args)
+        .env("DATABASE_URL", db.url.expose())
+        .env("RUST_LOG", log_filter)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}

@@ -2,7 +2,7 @@
 //! `debug`, then a search of everything it wrote for every secret involved.
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
+    io::{BufRead as _, BufReader},
     process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
-    helpers::{Browser, TestDb, assert_is_redirect_to},
+    helpers::{Browser, TestDb, assert_is_redirect_to, run_cli},
     idp::{self, TestIdp, now, sign},
 };
 
@@ -22,22 +22,7 @@ const CLIENT_SECRET: &str = "client-secret-4f9a2c7e";
 
 /// Runs a CLI command at debug level; returns its stdout, appending its stderr to `logs`.
 fn cli(db: &TestDb, args: &[&str], stdin: &str, logs: &Arc<Mutex<String>>) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
-        .args(args)
-        .env("DATABASE_URL", db.url.expose())
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = run_cli(db, args, Some(stdin), "debug");
     assert!(
         output.status.success(),
         "{args:?}: {}",
