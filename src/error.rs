@@ -2,6 +2,7 @@
 //! wrap it in [`ApiError`] and get `{"error": …, "error_description": …}`. A 5xx logs its cause
 //! and shows none of it.
 
+use crate::telemetry::clip;
 use actix_web::{HttpResponse, ResponseError, http::StatusCode, http::header};
 use askama::Template;
 
@@ -48,10 +49,10 @@ impl AppError {
     fn log(&self) {
         match self {
             Self::Unavailable(cause) => {
-                tracing::warn!(error = format!("{cause:#}"), "database unavailable")
+                tracing::warn!(error = %clip(&format!("{cause:#}")), "database unavailable")
             }
             Self::Unexpected(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "request failed")
+                tracing::error!(error = %clip(&format!("{cause:#}")), "request failed")
             }
             _ => {}
         }

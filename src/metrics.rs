@@ -13,6 +13,7 @@ use actix_web::{
     Error,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
+    http::Method,
     middleware::Next,
     web,
 };
@@ -31,7 +32,7 @@ struct Histogram {
 
 #[derive(Default)]
 struct Counters {
-    requests: BTreeMap<(String, String, u16), u64>,
+    requests: BTreeMap<(&'static str, String, u16), u64>,
     revocations: BTreeMap<&'static str, u64>,
     durations: Histogram,
 }
@@ -47,13 +48,14 @@ impl Metrics {
         self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts a request by its route pattern (not its path: ids would explode the labels).
-    pub fn request(&self, method: &str, route: &str, status: u16) {
-        *self
-            .lock()
-            .requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
+    /// Counts a request. Every label comes from a closed set, so no client can grow the series:
+    /// the method is a standard one or `other`, the route is a pattern the app registered (never
+    /// the raw path) or `unmatched`, and the status is a three-digit code.
+    pub fn request(&self, method: &Method, route: Option<&str>, status: u16) {
+        let route = route.unwrap_or("unmatched");
+        let mut counters = self.lock();
+        let key = (method_label(method), route.to_owned(), status);
+        *counters.requests.entry(key).or_default() += 1;
     }
 
     /// Counts a revocation and how long its transaction took.
@@ -192,21 +194,38 @@ impl Metrics {
     }
 }
 
+/// The label of a request method: any token is a valid method, so only the standard ones get
+/// their own label.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Middleware: counts every answered request.
 pub async fn count_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let route = req.match_pattern();
     let response = next.call(req).await;
     if let Some(metrics) = metrics {
         let status = match &response {
             Ok(r) => r.status().as_u16(),
             Err(e) => e.as_response_error().status_code().as_u16(),
         };
-        metrics.request(&method, &route, status);
+        metrics.request(&method, route.as_deref(), status);
     }
     response
 }
@@ -226,5 +245,12 @@ mod tests {
         assert_eq!(counters.durations.counts[5], 2); // ≤ 50 ms
         assert_eq!(counters.durations.count, 2);
         assert_eq!(counters.revocations["ual"], 1);
+    }
+
+    #[test]
+    fn only_standard_methods_get_their_own_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let invented = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&invented), "other");
     }
 }

@@ -58,7 +58,10 @@ pub async fn reject_cross_origin(
             .await
             .map(ServiceResponse::map_into_left_body);
     }
-    tracing::warn!(path = req.path(), "refused a cross-origin request");
+    tracing::warn!(
+        path = %crate::telemetry::clip(req.path()),
+        "refused a cross-origin request"
+    );
     let refusal = AppError::Forbidden(
         "This form was sent from another site, so it was refused. Go back, reload the page and try again."
             .into(),

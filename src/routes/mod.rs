@@ -39,7 +39,7 @@ async fn home() -> HttpResponse {
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound(format!(
         "There is no page at {}.",
-        req.path()
+        crate::telemetry::clip(req.path())
     )))
 }
 

@@ -34,6 +34,59 @@ fn cli(db: &TestDb, args: &[&str], stdin: &str, logs: &Arc<Mutex<String>>) -> St
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// The app binary, logging at debug level into a shared string.
+struct LoggedServer {
+    process: std::process::Child,
+    address: String,
+    collector: std::thread::JoinHandle<()>,
+}
+
+impl LoggedServer {
+    fn start(db: &TestDb, logs: &Arc<Mutex<String>>) -> LoggedServer {
+        let mut process = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
+            .env("DATABASE_URL", db.url.expose())
+            .env("BIND", "127.0.0.1:0")
+            .env("RUST_LOG", "debug")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(process.stderr.take().unwrap()).lines();
+        let address = loop {
+            let line = lines.next().unwrap().unwrap();
+            logs.lock().unwrap().push_str(&line);
+            if let Some(at) = line.split("serving at ").nth(1) {
+                break at.trim().trim_end_matches('/').to_owned();
+            }
+        };
+        let collector = {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    let mut logs = logs.lock().unwrap();
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
+            })
+        };
+        LoggedServer {
+            process,
+            address,
+            collector,
+        }
+    }
+
+    /// Stops the server gracefully once its last lines are written.
+    async fn stop(mut self) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Command::new("kill")
+            .args(["-TERM", &self.process.id().to_string()])
+            .status()
+            .unwrap();
+        self.process.wait().unwrap();
+        self.collector.join().unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_full_scenario_logs_no_secret() {
     let db = TestDb::new();
@@ -74,31 +127,8 @@ async fn a_full_scenario_logs_no_secret() {
         &logs,
     );
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
-        .env("DATABASE_URL", db.url.expose())
-        .env("BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().unwrap().unwrap();
-        logs.lock().unwrap().push_str(&line);
-        if let Some(at) = line.split("serving at ").nth(1) {
-            break at.trim().trim_end_matches('/').to_owned();
-        }
-    };
-    let collector = {
-        let logs = logs.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut logs = logs.lock().unwrap();
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-        })
-    };
+    let server = LoggedServer::start(&db, &logs);
+    let address = server.address.clone();
     let app = |base: &str| {
         let jar = Arc::new(reqwest::cookie::Jar::default());
         Browser {
@@ -207,13 +237,7 @@ async fn a_full_scenario_logs_no_secret() {
         .await;
     secrets.push("wrong-password-xyz".into());
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    server.wait().unwrap();
-    collector.join().unwrap();
+    server.stop().await;
 
     let logs = logs.lock().unwrap();
     assert!(logs.contains("Universal Logout"), "the scenario was logged");
@@ -224,6 +248,44 @@ async fn a_full_scenario_logs_no_secret() {
             !logs.contains(secret.as_str()),
             "a secret reached the logs: {}…",
             &secret[..secret.len().min(6)]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_log_line_carries_at_most_256_bytes_of_what_a_client_chose() {
+    let db = TestDb::new();
+    let logs = Arc::new(Mutex::new(String::new()));
+    let server = LoggedServer::start(&db, &logs);
+    let method = format!("M{}", "A".repeat(16 * 1024));
+    let path = format!("/{}", "b".repeat(16 * 1024));
+
+    let client = reqwest::Client::new();
+    for (method, path) in [(method.as_str(), "/todos"), ("GET", path.as_str())] {
+        client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", server.address),
+            )
+            // From another site: the refusal is logged at WARN.
+            .header("Origin", "https://evil.test")
+            .send()
+            .await
+            .unwrap();
+    }
+    server.stop().await;
+
+    let logs = logs.lock().unwrap();
+    assert!(
+        logs.contains("AAAA") && logs.contains("bbbb"),
+        "both requests were logged"
+    );
+    for run in ["A".repeat(257), "b".repeat(257)] {
+        let line = logs.lines().find(|line| line.contains(&run));
+        assert!(
+            line.is_none(),
+            "over 256 bytes of client input: {}",
+            line.unwrap_or("").replace(&run, "<RUN>")
         );
     }
 }

@@ -12,6 +12,7 @@ mod limits;
 mod live;
 mod load;
 mod logs;
+mod metrics;
 mod migrations;
 mod oidc_provider;
 mod outage;
