@@ -178,6 +178,19 @@ pub struct TestApp {
     pub db: TestDb,
 }
 
+/// With `TEST_LOG=1`, the app's logs (`RUST_LOG` filter, `info` by default) are shown for the
+/// tests that fail, zero-to-production's convention.
+fn init_test_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// Starts the app on a fresh database with default settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
@@ -185,6 +198,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the app after `configure` has adjusted its settings.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_test_logs();
     let db = TestDb::new();
     let mut settings = Settings::for_database(db.url.clone());
     configure(&mut settings);

@@ -95,21 +95,6 @@ impl AccessToken {
             .await
     }
 
-    /// Revokes every live token of the user; returns how many.
-    pub async fn revoke_all_for_user(
-        conn: &mut AsyncPgConnection,
-        user: UserId,
-    ) -> QueryResult<usize> {
-        diesel::update(
-            access_tokens::table
-                .filter(access_tokens::user_id.eq(user))
-                .filter(access_tokens::revoked_at.is_null()),
-        )
-        .set(access_tokens::revoked_at.eq(OffsetDateTime::now_utc()))
-        .execute(conn)
-        .await
-    }
-
     /// Revokes one live token of the user; `false` when the user has no such live token.
     pub async fn revoke_one(
         conn: &mut AsyncPgConnection,

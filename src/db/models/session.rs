@@ -188,18 +188,4 @@ impl SessionRecord {
             .get_result(conn)
             .await
     }
-
-    /// How many live sessions the user has.
-    pub async fn count_for_user(
-        conn: &mut AsyncPgConnection,
-        user: UserId,
-        now: OffsetDateTime,
-    ) -> QueryResult<i64> {
-        sessions::table
-            .filter(sessions::user_id.eq(user))
-            .filter(sessions::expires_at.gt(now))
-            .count()
-            .get_result(conn)
-            .await
-    }
 }
