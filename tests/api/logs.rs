@@ -77,6 +77,7 @@ async fn a_full_scenario_logs_no_secret() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
         .env("DATABASE_URL", db.url.expose())
         .env("BIND", "127.0.0.1:0")
+        .env("ALLOW_INSECURE_IDP", "true")
         .env("RUST_LOG", "debug")
         .stderr(Stdio::piped())
         .spawn()

@@ -8,6 +8,7 @@ mod cli;
 mod fuzz;
 mod helpers;
 mod idp;
+mod idp_fetch;
 mod limits;
 mod live;
 mod load;
