@@ -9,6 +9,7 @@ mod fuzz;
 mod helpers;
 mod idp;
 mod idp_fetch;
+mod idp_settings;
 mod limits;
 mod live;
 mod load;
