@@ -11,13 +11,13 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
 use crate::{
-    auth::password,
+    auth::{idp_http::FetchPolicy, password},
     config::Settings,
     db::{
         self,
         models::{
             NewOrg, NewUser, Org, OrgApiKey, User,
-            org::{IdpSettings, is_valid_slug, slugify},
+            org::{Configured, IdpSettings, is_valid_slug, slugify},
         },
     },
     error::is_unique_violation,
@@ -84,10 +84,11 @@ pub enum OrgCommand {
         #[arg(long)]
         client_id: String,
         /// Read the OIDC client secret (for SSO sign-in) from standard input; without it the
-        /// stored secret is kept.
+        /// stored secret is kept, unless the issuer or client id changes (it is then removed).
         #[arg(long)]
         client_secret_stdin: bool,
-        /// Emails at this domain sign in with SSO through this org.
+        /// Emails at this domain sign in with SSO through this org (only the operator assigns
+        /// domains; public mail domains such as gmail.com are refused). Without it, none.
         #[arg(long)]
         email_domain: Option<String>,
         /// Do not create unknown users at their first SSO sign-in.
@@ -224,10 +225,10 @@ async fn manage(settings: Settings, command: Command) -> Result<(), CliError> {
             issuer: issuer.as_str(),
             client_id: client_id.trim(),
             client_secret: None,
-            email_domain: email_domain.as_deref(),
+            email_domain: Some(email_domain.as_deref()),
             create_users: true,
         }
-        .check()
+        .check(idp_policy(&settings))
         .map_err(CliError::Usage)?,
         _ => {}
     }
@@ -274,10 +275,10 @@ async fn manage(settings: Settings, command: Command) -> Result<(), CliError> {
                 issuer: issuer.as_str().trim_end_matches('/'),
                 client_id: client_id.trim(),
                 client_secret: secret.as_ref().map(|s| s.expose_secret()),
-                email_domain: email_domain.as_deref(),
+                email_domain: Some(email_domain.as_deref()),
                 create_users: !no_create_users,
             };
-            idp.check().map_err(CliError::Usage)?;
+            idp.check(idp_policy(&settings)).map_err(CliError::Usage)?;
             org_set_idp(&mut conn, &settings, &slug, &idp, json).await
         }
         Command::Key(KeyCommand::Create { org, json }) => key_create(&mut conn, &org, json).await,
@@ -398,7 +399,10 @@ async fn org_set_idp(
 ) -> Result<(), CliError> {
     let org = find_org(conn, slug).await?;
     let (secrets, _) = SecretBox::load(conn, settings).await?;
-    let org = Org::configure_idp(conn, org.id, idp, &secrets)
+    let Configured {
+        org,
+        secret_dropped,
+    } = Org::configure_idp(conn, org.id, idp, &secrets)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -414,14 +418,17 @@ async fn org_set_idp(
         println!(
             "{}",
             json!({ "slug": org.slug, "issuer": org.idp_issuer, "client_id": org.idp_client_id,
-                    "client_secret_set": sso_ready, "email_domain": org.email_domain,
-                    "create_users": org.sso_create_users })
+                    "client_secret_set": sso_ready, "client_secret_removed": secret_dropped,
+                    "email_domain": org.email_domain, "create_users": org.sso_create_users })
         );
     } else {
         println!(
             "`{}` now trusts Universal Logout JWTs from {} for client {}.",
             org.slug, idp.issuer, idp.client_id
         );
+        if secret_dropped {
+            println!("The issuer or client id changed, so the stored client secret was removed.");
+        }
         if sso_ready {
             println!(
                 "Single sign-on is ready: users choose \"Sign in with SSO\" on the sign-in page."
@@ -431,6 +438,13 @@ async fn org_set_idp(
         }
     }
     Ok(())
+}
+
+/// Where the app may fetch from: what `org set-idp` accepts as an issuer.
+fn idp_policy(settings: &Settings) -> FetchPolicy {
+    FetchPolicy {
+        allow_insecure: settings.allow_insecure_idp,
+    }
 }
 
 /// A secret from standard input, without its trailing newline.

@@ -60,6 +60,12 @@ pub struct Settings {
     #[arg(long, env = "TRUST_PROXY_HEADERS", global = true)]
     pub trust_proxy_headers: bool,
 
+    /// Let identity providers be reached over plain http on loopback (http://127.0.0.1,
+    /// http://localhost) and at loopback addresses: for tests and local development only.
+    /// Private and link-local addresses stay refused.
+    #[arg(long, env = "ALLOW_INSECURE_IDP", global = true)]
+    pub allow_insecure_idp: bool,
+
     /// HTTP worker threads (default: one per CPU core).
     #[arg(long, env = "WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -80,6 +86,7 @@ impl Settings {
             jwks_min_refetch: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),
             trust_proxy_headers: false,
+            allow_insecure_idp: false,
             workers: Some(1),
         }
     }

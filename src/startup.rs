@@ -21,7 +21,12 @@ use tracing_actix_web::TracingLogger;
 use url::Url;
 
 use crate::{
-    auth::{csrf, jwks::JwksCache, oidc::Sso},
+    auth::{
+        csrf,
+        idp_http::{FetchPolicy, IdpHttp},
+        jwks::JwksCache,
+        oidc::Sso,
+    },
     config::Settings,
     db::{
         self,
@@ -150,9 +155,16 @@ impl Application {
             key: key.clone(),
             secure: public_url.0.scheme() == "https",
         });
-        let jwks = web::Data::new(JwksCache::new(JWKS_TIMEOUT, settings.jwks_min_refetch));
+        let idp_http = IdpHttp::new(
+            JWKS_TIMEOUT,
+            FetchPolicy {
+                allow_insecure: settings.allow_insecure_idp,
+            },
+        );
+        let jwks = web::Data::new(JwksCache::new(idp_http.clone(), settings.jwks_min_refetch));
         let hub_data = web::Data::from(hub.clone());
-        let sso = web::Data::new(Sso::new(JWKS_TIMEOUT));
+        let sso = web::Data::new(Sso::new(idp_http.clone(), settings.jwks_min_refetch));
+        let idp_http = web::Data::new(idp_http);
         let secrets = web::Data::new(secrets);
         let metrics = web::Data::new(Metrics::default());
         let limits = web::Data::new(Limits::new(settings.trust_proxy_headers));
@@ -181,6 +193,7 @@ impl Application {
                 .app_data(jwks.clone())
                 .app_data(hub_data.clone())
                 .app_data(sso.clone())
+                .app_data(idp_http.clone())
                 .app_data(secrets.clone())
                 .app_data(metrics.clone())
                 .app_data(limits.clone())

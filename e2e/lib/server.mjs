@@ -20,7 +20,8 @@ export const START_TIMEOUT_MS = 30_000;
 
 /** The environment for the app: ours, minus settings that would point it elsewhere. */
 function appEnv(databaseUrl, extra = {}) {
-  const env = { ...process.env, DATABASE_URL: databaseUrl, RUST_LOG: process.env.RUST_LOG ?? 'info', ...extra };
+  // The e2e OpenID Provider runs on loopback over plain http: allowed only with this flag.
+  const env = { ...process.env, DATABASE_URL: databaseUrl, RUST_LOG: process.env.RUST_LOG ?? 'info', ALLOW_INSECURE_IDP: 'true', ...extra };
   delete env.PUBLIC_URL; // the port is picked at start, so the app must build its own URL
   return env;
 }

@@ -1,14 +1,10 @@
 //! The signing keys of identity providers, found through OpenID discovery and cached.
 //!
 //! Keys are fetched on first use of an issuer and kept; a JWT naming an unknown `kid` triggers a
-//! re-fetch (the IdP rotated its keys), at most once per [`JwksCache::min_refetch`] per issuer, so
-//! forged `kid`s cannot make the app hammer the IdP. Requests time out and never follow redirects.
-
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+//! re-fetch (the IdP rotated its keys), at most once per [`JwksCache::min_refetch`] per issuer,
+//! and a failed fetch is remembered as long, so neither forged `kid`s nor a failing IdP can make
+//! the app hammer it ([`FetchCache`]). Every request goes through [`IdpHttp`]: https to public
+//! addresses only, capped bodies, no redirects.
 
 use jsonwebtoken::{
     Algorithm, DecodingKey,
@@ -16,14 +12,17 @@ use jsonwebtoken::{
 };
 use serde::Deserialize;
 
-/// Largest discovery document or key set read.
-const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+use super::{
+    fetch_cache::FetchCache,
+    idp_http::{FetchError, IdpHttp},
+};
 
-/// Why no key could be found.
+/// Why no key could be found. The caller is told only this; why a fetch failed goes to the log,
+/// so an unauthenticated caller learns nothing about what the app can reach.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
-    #[error("cannot fetch the keys of {issuer}: {reason}")]
-    Unreachable { issuer: String, reason: String },
+    #[error("the issuer's signing keys cannot be fetched right now")]
+    Unreachable,
     #[error("{issuer} publishes no usable key with id {kid:?} for {alg:?}")]
     UnknownKey {
         issuer: String,
@@ -32,16 +31,10 @@ pub enum JwksError {
     },
 }
 
-struct Fetched {
-    keys: JwkSet,
-    at: Instant,
-}
-
 /// Per-issuer key sets, shared by all workers of an instance.
 pub struct JwksCache {
-    http: reqwest::Client,
-    min_refetch: Duration,
-    issuers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Fetched>>>>>,
+    http: IdpHttp,
+    keys: FetchCache<JwkSet>,
 }
 
 #[derive(Deserialize)]
@@ -51,19 +44,17 @@ struct Discovery {
 }
 
 impl JwksCache {
-    /// A cache whose fetches time out after `timeout` and whose re-fetches on an unknown key
-    /// are at least `min_refetch` apart.
-    pub fn new(timeout: Duration, min_refetch: Duration) -> Self {
+    /// A cache fetching through `http`, at most once per `min_refetch` per issuer.
+    pub fn new(http: IdpHttp, min_refetch: std::time::Duration) -> Self {
         Self {
-            http: super::idp_client(timeout),
-            min_refetch,
-            issuers: Mutex::default(),
+            http,
+            keys: FetchCache::new(min_refetch),
         }
     }
 
-    /// The least time between two re-fetches of one issuer's keys.
-    pub fn min_refetch(&self) -> Duration {
-        self.min_refetch
+    /// The least time between two fetches of one issuer's keys.
+    pub fn min_refetch(&self) -> std::time::Duration {
+        self.keys.min_interval()
     }
 
     /// The key `issuer` signs with under `kid` (or its only key, without a `kid`) for `alg`.
@@ -73,90 +64,48 @@ impl JwksCache {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<DecodingKey, JwksError> {
-        let slot = {
-            let mut issuers = self.issuers.lock().expect("the JWKS map is never poisoned");
-            issuers.entry(issuer.to_owned()).or_default().clone()
-        };
-        // One fetch at a time per issuer; other callers wait for it and use its result.
-        let mut slot = slot.lock().await;
-        if let Some(fetched) = slot.as_ref()
-            && let Some(key) = pick(&fetched.keys, kid, alg)
-        {
-            return key;
-        }
-        let stale = slot
-            .as_ref()
-            .is_none_or(|f| f.at.elapsed() >= self.min_refetch);
-        if stale {
-            let keys = self.fetch(issuer).await?;
-            *slot = Some(Fetched {
-                keys,
-                at: Instant::now(),
-            });
-        }
-        let fetched = slot.as_ref().expect("just fetched");
-        pick(&fetched.keys, kid, alg).unwrap_or_else(|| {
-            Err(JwksError::UnknownKey {
+        let http = self.http.clone();
+        let owned = issuer.to_owned();
+        let found = self
+            .keys
+            .get(
+                issuer,
+                |keys, _| pick(keys, kid, alg),
+                move || fetch(http, owned),
+            )
+            .await;
+        match found {
+            Ok(key) => key,
+            Err(miss) if miss.failed => Err(JwksError::Unreachable),
+            Err(_) => Err(JwksError::UnknownKey {
                 issuer: issuer.to_owned(),
                 kid: kid.map(str::to_owned),
                 alg,
-            })
-        })
+            }),
+        }
     }
+}
 
-    async fn fetch(&self, issuer: &str) -> Result<JwkSet, JwksError> {
-        let unreachable = |reason: String| JwksError::Unreachable {
-            issuer: issuer.to_owned(),
-            reason,
-        };
-        let discovery_url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let discovery: Discovery = self.get_json(&discovery_url).await.map_err(unreachable)?;
-        if discovery.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
-            return Err(unreachable(format!(
-                "its discovery document names another issuer ({})",
-                discovery.issuer
-            )));
-        }
-        let keys: JwkSet = self
-            .get_json(&discovery.jwks_uri)
-            .await
-            .map_err(unreachable)?;
-        tracing::info!(
-            issuer,
-            keys = keys.keys.len(),
-            "fetched the IdP's signing keys"
-        );
-        Ok(keys)
+/// The issuer's key set, through its discovery document.
+async fn fetch(http: IdpHttp, issuer: String) -> Result<JwkSet, FetchError> {
+    let discovery_url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let discovery: Discovery = http.get_json(&discovery_url).await?;
+    if discovery.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+        return Err(FetchError::new(format!(
+            "{discovery_url}: names another issuer ({})",
+            discovery.issuer
+        )));
     }
-
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
-        let response = self
-            .http
-            .get(url)
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("GET {url}: status {}", response.status()));
-        }
-        let mut body = Vec::new();
-        let mut response = response;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?
-        {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!("GET {url}: larger than {MAX_DOCUMENT_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not the expected JSON ({e})"))
-    }
+    let keys: JwkSet = http.get_json(&discovery.jwks_uri).await?;
+    tracing::info!(
+        issuer,
+        keys = keys.keys.len(),
+        "fetched the IdP's signing keys"
+    );
+    Ok(keys)
 }
 
 /// The usable key for `kid`/`alg` in a set: `None` when there is none, an error when it is

@@ -60,6 +60,8 @@ pub enum JwtError {
     Type { expected: String },
     #[error("the JWT's signing algorithm is not accepted")]
     Algorithm,
+    #[error("the JWT's header has crit: no extension is understood here")]
+    Critical,
     #[error(transparent)]
     Key(#[from] JwksError),
     #[error("the JWT failed verification: {0}")]
@@ -90,6 +92,11 @@ pub async fn verify(
     }
     if !ALGORITHMS.contains(&header.alg) {
         return Err(JwtError::Algorithm);
+    }
+    // RFC 7515 §4.1.11: a JWS whose `crit` names an extension the recipient does not
+    // understand must be refused, and this app understands none.
+    if header.crit.is_some() {
+        return Err(JwtError::Critical);
     }
     let key = jwks
         .key(rules.issuer, header.kid.as_deref(), header.alg)

@@ -2,6 +2,8 @@
 //! protection.
 
 pub mod csrf;
+pub mod fetch_cache;
+pub mod idp_http;
 pub mod jwks;
 pub mod jwt;
 pub mod oidc;
@@ -24,17 +26,6 @@ use crate::{
     secret_token::{self, Kind},
     session_store::{META_KEY, SessionMeta},
 };
-
-/// The HTTP client for calls to identity providers (discovery, keys, token exchange): bounded
-/// by `timeout`, and it never follows a redirect, which could point anywhere.
-pub fn idp_client(timeout: std::time::Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("ual-todo/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("a TLS backend is compiled in")
-}
 
 /// The signed-in user of a request. Asking for it is what makes a page private: an anonymous
 /// (or revoked) request is sent to the sign-in page instead.
@@ -166,38 +157,5 @@ impl FromRequest for ApiUser {
                 org_id,
             })
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::{Read as _, Write as _};
-
-    /// A redirect from a discovery or keys URL is an error, never a request elsewhere.
-    #[tokio::test]
-    async fn the_idp_client_never_follows_a_redirect() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut request = [0u8; 2048];
-            let _ = stream.read(&mut request);
-            stream
-                .write_all(
-                    b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\
-                      Connection: close\r\n\r\n",
-                )
-                .unwrap();
-        });
-
-        let answer = super::idp_client(std::time::Duration::from_secs(5))
-            .get(format!("http://{addr}/jwks"))
-            .send()
-            .await
-            .expect("one request, answered");
-
-        assert_eq!(answer.status(), reqwest::StatusCode::FOUND);
-        assert_eq!(answer.url().path(), "/jwks", "not followed");
-        server.join().unwrap();
     }
 }

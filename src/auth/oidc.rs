@@ -1,12 +1,10 @@
 //! OpenID Connect sign-in (authorization code flow with PKCE, `state` and `nonce`) against an
 //! org's identity provider, with openidconnect. Discovery documents (and the keys they bring) are
-//! cached per issuer. The HTTP client never follows redirects.
+//! cached per issuer, failures too ([`FetchCache`]); every request goes through [`IdpHttp`].
+//! The authorization endpoint must be at the issuer's origin, so starting a sign-in never sends
+//! the browser to an arbitrary site.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
@@ -16,10 +14,13 @@ use openidconnect::{
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
+use super::{
+    fetch_cache::FetchCache,
+    idp_http::{FetchError, IdpHttp, error_chain},
+};
+
 /// How long a discovery document is trusted before it is fetched again.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
-/// A discovery document is re-fetched at most this often when a key is missing.
-const MIN_REFETCH: Duration = Duration::from_secs(60);
 
 /// An org's IdP as this app is registered there.
 pub struct Idp {
@@ -60,39 +61,41 @@ pub enum SsoError {
 
 /// SSO for every org of an instance.
 pub struct Sso {
-    http: reqwest::Client,
-    metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
+    http: IdpHttp,
+    metadata: FetchCache<CoreProviderMetadata>,
 }
 
 impl Sso {
-    pub fn new(timeout: Duration) -> Sso {
+    /// SSO fetching through `http`, each issuer's discovery document at most once per
+    /// `min_refetch`.
+    pub fn new(http: IdpHttp, min_refetch: Duration) -> Sso {
         Sso {
-            http: super::idp_client(timeout),
-            metadata: Mutex::default(),
+            http,
+            metadata: FetchCache::new(min_refetch),
         }
     }
 
+    /// The issuer's discovery document; with `refresh`, a newer one than `min_refetch` old if
+    /// it can be had (the keys it brings may have rotated).
     async fn metadata(
         &self,
         issuer: &str,
         refresh: bool,
     ) -> Result<CoreProviderMetadata, SsoError> {
-        if let Some((metadata, at)) = self.metadata.lock().expect("never poisoned").get(issuer) {
-            let fresh = at.elapsed() < METADATA_TTL;
-            if fresh && !(refresh && at.elapsed() >= MIN_REFETCH) {
-                return Ok(metadata.clone());
-            }
-        }
-        let issuer_url =
-            IssuerUrl::new(issuer.to_owned()).map_err(|e| SsoError::Discovery(e.to_string()))?;
-        let metadata = CoreProviderMetadata::discover_async(issuer_url, &self.http)
-            .await
-            .map_err(|e| SsoError::Discovery(error_chain(&e)))?;
+        let min_refetch = self.metadata.min_interval();
+        let http = self.http.clone();
+        let owned = issuer.to_owned();
         self.metadata
-            .lock()
-            .expect("never poisoned")
-            .insert(issuer.to_owned(), (metadata.clone(), Instant::now()));
-        Ok(metadata)
+            .get(
+                issuer,
+                |metadata, age| {
+                    let fresh = age < METADATA_TTL && !(refresh && age >= min_refetch);
+                    fresh.then(|| metadata.clone())
+                },
+                move || discover(http, owned),
+            )
+            .await
+            .map_err(|_| SsoError::Discovery("no usable discovery document (see the log)".into()))
     }
 
     fn client(
@@ -197,13 +200,19 @@ impl Sso {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+/// The issuer's discovery document (and keys), if its authorization endpoint is at the issuer's
+/// origin.
+async fn discover(http: IdpHttp, issuer: String) -> Result<CoreProviderMetadata, FetchError> {
+    let issuer_url =
+        IssuerUrl::new(issuer.clone()).map_err(|e| FetchError::new(format!("{issuer}: {e}")))?;
+    let metadata = CoreProviderMetadata::discover_async(issuer_url.clone(), &http)
+        .await
+        .map_err(|e| FetchError::new(format!("{issuer}: {}", error_chain(&e))))?;
+    let authorize = metadata.authorization_endpoint().url();
+    if authorize.origin() != issuer_url.url().origin() {
+        return Err(FetchError::new(format!(
+            "{issuer}: the authorization endpoint {authorize} is not at the issuer's origin"
+        )));
     }
-    text
+    Ok(metadata)
 }

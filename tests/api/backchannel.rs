@@ -10,7 +10,7 @@ use ual_todo::db::models::{Org, User};
 
 use crate::{
     helpers::{Browser, EventStream, TestApp, TestUser, count, spawn_app},
-    idp::{self, SigningKey, TestIdp, now, sign},
+    idp::{self, SigningKey, TestIdp, now, sign, sign_with},
 };
 
 const CLIENT_ID: &str = "acme-app";
@@ -256,6 +256,12 @@ async fn every_invalid_logout_token_is_400_and_ends_nothing() {
             })),
         ),
         ("typ", sign(&s.key, Some("at+jwt"), &with(&|_| {}))),
+        (
+            "crit",
+            sign_with(&s.key, Some("logout+jwt"), &with(&|_| {}), |h| {
+                h.crit = Some(vec!["exp".into()]);
+            }),
+        ),
     ];
     for (words, token) in cases {
         assert_invalid(s.logout(&token).await, words).await;

@@ -201,6 +201,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     init_test_logs();
     let db = TestDb::new();
     let mut settings = Settings::for_database(db.url.clone());
+    // The tests' identity providers run on loopback over plain http.
+    settings.allow_insecure_idp = true;
     configure(&mut settings);
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -470,12 +472,28 @@ impl EventStream {
 }
 
 /// Runs the `ual-todo` binary on `db` with `args`, `stdin` as its input and `RUST_LOG` set to
-/// `log_filter`; its output once it exits.
+/// `log_filter`; its output once it exits. Like the test apps it may name plain-http loopback
+/// IdPs (`ALLOW_INSECURE_IDP`).
 pub fn run_cli(
     db: &TestDb,
     args: &[&str],
     stdin: Option<&str>,
     log_filter: &str,
+) -> std::process::Output {
+    cli_process(db, args, stdin, log_filter, true)
+}
+
+/// Runs the binary as an operator would, without `ALLOW_INSECURE_IDP`.
+pub fn run_cli_strict(db: &TestDb, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    cli_process(db, args, stdin, "warn", false)
+}
+
+fn cli_process(
+    db: &TestDb,
+    args: &[&str],
+    stdin: Option<&str>,
+    log_filter: &str,
+    allow_insecure_idp: bool,
 ) -> std::process::Output {
     use std::{
         io::Write as _,
@@ -485,6 +503,7 @@ pub fn run_cli(
         .args(args)
         .env("DATABASE_URL", db.url.expose())
         .env("RUST_LOG", log_filter)
+        .env("ALLOW_INSECURE_IDP", allow_insecure_idp.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -45,6 +45,8 @@ struct State {
     issuer: String,
     published: Mutex<JwkSet>,
     fetches: AtomicUsize,
+    /// More members of the discovery document, `{issuer}` replaced by the issuer.
+    discovery: Value,
 }
 
 /// The running fake IdP.
@@ -56,12 +58,19 @@ pub struct TestIdp {
 impl TestIdp {
     /// Starts an IdP publishing `keys`.
     pub async fn start(keys: &[&SigningKey]) -> TestIdp {
+        Self::start_with(keys, json!({})).await
+    }
+
+    /// Starts an IdP publishing `keys` whose discovery document also has the members of
+    /// `discovery` (where `{issuer}` in a string value stands for the issuer).
+    pub async fn start_with(keys: &[&SigningKey], more: Value) -> TestIdp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let state = Arc::new(State {
             issuer: issuer.clone(),
             published: Mutex::new(JwkSet { keys: vec![] }),
             fetches: AtomicUsize::new(0),
+            discovery: more,
         });
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
@@ -103,10 +112,17 @@ impl TestIdp {
 }
 
 async fn discovery(state: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
+    let mut document = json!({
         "issuer": state.issuer,
         "jwks_uri": format!("{}/jwks", state.issuer),
-    }))
+    });
+    for (name, value) in state.discovery.as_object().into_iter().flatten() {
+        document[name] = match value {
+            Value::String(s) => Value::String(s.replace("{issuer}", &state.issuer)),
+            other => other.clone(),
+        };
+    }
+    HttpResponse::Ok().json(document)
 }
 
 async fn jwks(state: web::Data<State>) -> HttpResponse {
@@ -117,11 +133,58 @@ async fn jwks(state: web::Data<State>) -> HttpResponse {
 
 /// Signs `claims` with `key`, with the JOSE header `typ` given (or none).
 pub fn sign(key: &SigningKey, typ: Option<&str>, claims: &Value) -> String {
+    sign_with(key, typ, claims, |_| {})
+}
+
+/// Signs `claims` with `key` after `adjust` has changed the JOSE header.
+pub fn sign_with(
+    key: &SigningKey,
+    typ: Option<&str>,
+    claims: &Value,
+    adjust: impl FnOnce(&mut Header),
+) -> String {
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
     header.typ = typ.map(str::to_owned);
+    adjust(&mut header);
     jsonwebtoken::encode(&header, claims, &key.key).unwrap()
 }
+
+/// A plain TCP server on loopback that counts the connections it accepts and answers each with
+/// the same raw HTTP response: a stand-in for a failing IdP, or a service the app must not reach.
+pub struct CountingServer {
+    pub port: u16,
+    connections: Arc<AtomicUsize>,
+}
+
+impl CountingServer {
+    pub fn start(answer: &'static str) -> CountingServer {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                let _ = stream.read(&mut [0u8; 4096]);
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        CountingServer { port, connections }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// An HTTP 404 that closes the connection.
+pub const NOT_FOUND: &str =
+    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// Seconds since the epoch.
 pub fn now() -> i64 {

@@ -46,6 +46,7 @@ impl LoggedServer {
         let mut process = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
             .env("DATABASE_URL", db.url.expose())
             .env("BIND", "127.0.0.1:0")
+            .env("ALLOW_INSECURE_IDP", "true")
             .env("RUST_LOG", "debug")
             .stderr(Stdio::piped())
             .spawn()

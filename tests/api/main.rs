@@ -8,6 +8,8 @@ mod cli;
 mod fuzz;
 mod helpers;
 mod idp;
+mod idp_fetch;
+mod idp_settings;
 mod limits;
 mod live;
 mod load;

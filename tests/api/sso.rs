@@ -61,7 +61,7 @@ async fn configure(
         issuer,
         client_id,
         client_secret: Some(&secret),
-        email_domain: Some(email_domain),
+        email_domain: Some(Some(email_domain)),
         create_users,
     };
     Org::configure_idp(&mut conn, org.id, &idp, &secrets)

@@ -874,7 +874,7 @@ async fn an_unreachable_jwks_is_401() {
         .call(&sign(&key, UAL_TYP, &claims), &email("alice@acme.test"))
         .await;
 
-    assert_error(response, StatusCode::UNAUTHORIZED, "cannot fetch the keys").await;
+    assert_error(response, StatusCode::UNAUTHORIZED, "cannot be fetched").await;
 }
 
 #[tokio::test]

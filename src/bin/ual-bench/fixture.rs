@@ -406,6 +406,8 @@ impl Instance {
             .env("BIND", addr.to_string())
             .env("PUBLIC_URL", &base)
             .env("RUST_LOG", "warn")
+            // The bench IdP serves its keys over plain http on loopback.
+            .env("ALLOW_INSECURE_IDP", "true")
             // Any key: without one the app warns that it keeps its own in the database.
             .env("SECRETS_KEY", hex::encode(rand::random::<[u8; 32]>()))
             .stdout(Stdio::null())

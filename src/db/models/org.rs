@@ -2,7 +2,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
-use crate::db::{ids::OrgId, schema::orgs};
+use crate::{
+    auth::idp_http::{FetchPolicy, UrlRefused},
+    db::{ids::OrgId, schema::orgs},
+};
 
 /// A tenant.
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
@@ -30,21 +33,57 @@ pub struct Org {
 pub struct IdpSettings<'a> {
     pub issuer: &'a str,
     pub client_id: &'a str,
-    /// `None` keeps the stored secret.
+    /// `None` keeps the stored secret, unless the issuer or client id changes: the secret then
+    /// goes (it belongs to the old registration, and must never be sent to a new issuer).
     pub client_secret: Option<&'a str>,
-    pub email_domain: Option<&'a str>,
+    /// `None` leaves the org's email domain as it is (org admins never change it); `Some` sets
+    /// or clears it (the operator, who alone assigns domains).
+    pub email_domain: Option<Option<&'a str>>,
     pub create_users: bool,
 }
 
+/// Mail domains shared by the public, which no org may claim: their users are not one org's.
+pub const PUBLIC_MAIL_DOMAINS: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "msn.com",
+    "yahoo.com",
+    "ymail.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "pm.me",
+    "gmx.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "mail.com",
+    "mail.ru",
+    "yandex.ru",
+    "yandex.com",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "zoho.com",
+    "fastmail.com",
+    "tutanota.com",
+];
+
 impl IdpSettings<'_> {
-    /// What is wrong with the settings, in words for the person who gave them.
-    pub fn check(&self) -> Result<(), String> {
-        let issuer_ok = url::Url::parse(self.issuer)
-            .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
-        if !issuer_ok {
-            return Err(
-                "The issuer must be an https:// URL, such as https://acme.okta.com.".into(),
-            );
+    /// What is wrong with the settings, in words for the person who gave them; the issuer must
+    /// be one `policy` lets the app fetch from.
+    pub fn check(&self, policy: FetchPolicy) -> Result<(), String> {
+        let issuer = url::Url::parse(self.issuer).map_err(|_| ISSUER_HELP.to_owned())?;
+        match policy.check_url(&issuer) {
+            Ok(()) => {}
+            Err(UrlRefused::NotHttps) => return Err(ISSUER_HELP.into()),
+            Err(why) => return Err(format!("The issuer is refused: {why}.")),
         }
         if self.client_id.is_empty() || self.client_id.len() > 255 {
             return Err("The client id must have 1 to 255 characters.".into());
@@ -62,11 +101,26 @@ impl IdpSettings<'_> {
                 && d.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
         };
-        if self.email_domain.is_some_and(|d| !domain_ok(d)) {
-            return Err("The email domain must look like acme.com (lowercase, no @).".into());
+        match self.email_domain.flatten() {
+            Some(d) if !domain_ok(d) => {
+                Err("The email domain must look like acme.com (lowercase, no @).".into())
+            }
+            Some(d) if PUBLIC_MAIL_DOMAINS.contains(&d) => Err(format!(
+                "{d} is a public mail domain: its users belong to no one organisation."
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
+}
+
+const ISSUER_HELP: &str = "The issuer must be an https:// URL, such as https://acme.okta.com.";
+
+/// What [`Org::configure_idp`] did.
+#[derive(Debug)]
+pub struct Configured {
+    pub org: Org,
+    /// Whether the stored client secret was dropped because the issuer or client id changed.
+    pub secret_dropped: bool,
 }
 
 /// A tenant to insert.
@@ -134,20 +188,55 @@ impl Org {
             .await
     }
 
-    /// Sets the org's IdP and single sign-on in one go; the secret is sealed by `secrets`.
+    /// Sets the org's IdP and single sign-on in one go (one transaction); the secret is sealed
+    /// by `secrets`. A changed issuer or client id without a new secret drops the stored one.
     pub async fn configure_idp(
         conn: &mut AsyncPgConnection,
         id: OrgId,
         settings: &IdpSettings<'_>,
         secrets: &crate::secret_box::SecretBox,
-    ) -> QueryResult<Org> {
+    ) -> QueryResult<Configured> {
         use diesel_async::AsyncConnection as _;
         conn.transaction(async |conn| {
-            if let Some(secret) = settings.client_secret {
-                Org::set_client_secret(conn, id, &secrets.seal(secret, id.0.as_bytes())).await?;
+            let (issuer, client_id) = orgs::table
+                .find(id)
+                .select((orgs::idp_issuer, orgs::idp_client_id))
+                .for_update()
+                .first::<(Option<String>, Option<String>)>(conn)
+                .await?;
+            let moved = issuer.as_deref() != Some(settings.issuer)
+                || client_id.as_deref() != Some(settings.client_id);
+            let target = orgs::table.find(id);
+            let secret_dropped = match settings.client_secret {
+                Some(secret) => {
+                    let sealed = secrets.seal(secret, id.0.as_bytes());
+                    Org::set_client_secret(conn, id, &sealed).await?;
+                    false
+                }
+                None if moved => {
+                    diesel::update(target)
+                        .set(orgs::idp_client_secret.eq(None::<Vec<u8>>))
+                        .execute(conn)
+                        .await?;
+                    true
+                }
+                None => false,
+            };
+            if let Some(domain) = settings.email_domain {
+                diesel::update(target)
+                    .set(orgs::email_domain.eq(domain))
+                    .execute(conn)
+                    .await?;
             }
-            Org::set_sso_options(conn, id, settings.email_domain, settings.create_users).await?;
-            Org::set_idp(conn, id, Some((settings.issuer, settings.client_id))).await
+            diesel::update(target)
+                .set(orgs::sso_create_users.eq(settings.create_users))
+                .execute(conn)
+                .await?;
+            let org = Org::set_idp(conn, id, Some((settings.issuer, settings.client_id))).await?;
+            Ok(Configured {
+                org,
+                secret_dropped,
+            })
         })
         .await
     }
@@ -160,23 +249,6 @@ impl Org {
     ) -> QueryResult<()> {
         diesel::update(orgs::table.find(id))
             .set(orgs::idp_client_secret.eq(sealed))
-            .execute(conn)
-            .await
-            .map(drop)
-    }
-
-    /// Sets how SSO sign-ins route to the org and whether they may create users.
-    pub async fn set_sso_options(
-        conn: &mut AsyncPgConnection,
-        id: OrgId,
-        email_domain: Option<&str>,
-        create_users: bool,
-    ) -> QueryResult<()> {
-        diesel::update(orgs::table.find(id))
-            .set((
-                orgs::email_domain.eq(email_domain),
-                orgs::sso_create_users.eq(create_users),
-            ))
             .execute(conn)
             .await
             .map(drop)

@@ -10,7 +10,7 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use crate::{
-    auth::{AdminUser, Viewer},
+    auth::{AdminUser, Viewer, idp_http::IdpHttp},
     db::{
         Pool,
         models::{Org, OrgApiKey, org::IdpSettings},
@@ -127,27 +127,31 @@ pub async fn revoke(
     Ok(flash::redirect(&req, "/admin/keys", Flash::info(message)))
 }
 
+/// The IdP form. There is no email domain: only the operator assigns one (`org set-idp
+/// --email-domain`), since a domain routes SSO sign-ins and any org could claim another's; a
+/// posted `email_domain` is ignored.
 #[derive(Deserialize)]
 pub struct IdpForm {
     issuer: String,
     client_id: String,
     #[serde(default)]
     client_secret: String,
-    #[serde(default)]
-    email_domain: String,
     /// A checkbox: present when ticked.
     #[serde(default)]
     create_users: Option<String>,
 }
 
 /// `POST /admin/idp`: sets the org's IdP and single sign-on, or clears them (issuer and client
-/// id both empty). A blank secret keeps the stored one: it is never shown again.
+/// id both empty). A blank secret keeps the stored one (it is never shown again), unless the
+/// issuer or client id changes: then the stored secret is dropped, so it can never be sent to
+/// another issuer, and SSO stays off until the new secret is given.
 pub async fn set_idp(
     req: HttpRequest,
     admin: AdminUser,
     form: web::Form<IdpForm>,
     pool: web::Data<Pool>,
     secrets: web::Data<SecretBox>,
+    http: web::Data<IdpHttp>,
 ) -> Result<HttpResponse, AppError> {
     let refuse = |message: &str| Ok(flash::redirect(&req, "/admin/keys", Flash::error(message)));
     let (issuer, client_id) = (
@@ -157,7 +161,6 @@ pub async fn set_idp(
     let mut conn = pool.get().await?;
     if issuer.is_empty() && client_id.is_empty() {
         Org::set_idp(&mut conn, admin.0.org_id, None).await?;
-        Org::set_sso_options(&mut conn, admin.0.org_id, None, true).await?;
         return Ok(flash::redirect(
             &req,
             "/admin/keys",
@@ -167,31 +170,28 @@ pub async fn set_idp(
     if issuer.is_empty() || client_id.is_empty() {
         return refuse("Give both the issuer and the client id, or clear both.");
     }
-    let email_domain = form.email_domain.trim().to_lowercase();
     let idp = IdpSettings {
         issuer,
         client_id,
         client_secret: Some(form.client_secret.trim()).filter(|s| !s.is_empty()),
-        email_domain: Some(email_domain.as_str()).filter(|d| !d.is_empty()),
+        email_domain: None,
         create_users: form.create_users.is_some(),
     };
-    if let Err(message) = idp.check() {
+    if let Err(message) = idp.check(http.policy()) {
         return refuse(&message);
     }
-    match Org::configure_idp(&mut conn, admin.0.org_id, &idp, &secrets).await {
-        Ok(_) => {}
+    let configured = match Org::configure_idp(&mut conn, admin.0.org_id, &idp, &secrets).await {
+        Ok(configured) => configured,
         Err(e) if is_unique_violation(&e) => {
-            return refuse(
-                "Another organisation already uses this issuer and client id, or this email domain.",
-            );
+            return refuse("Another organisation already uses this issuer and client id.");
         }
         Err(e) => return Err(e.into()),
-    }
-    Ok(flash::redirect(
-        &req,
-        "/admin/keys",
-        Flash::info(
-            "Identity provider saved: its signed JWTs may call Universal Logout, and SSO uses it.",
-        ),
-    ))
+    };
+    let message = if configured.secret_dropped {
+        "Identity provider saved. Its issuer or client id changed, so the stored client secret \
+         was removed: single sign-on is off until you give the new client secret."
+    } else {
+        "Identity provider saved: its signed JWTs may call Universal Logout, and SSO uses it."
+    };
+    Ok(flash::redirect(&req, "/admin/keys", Flash::info(message)))
 }
