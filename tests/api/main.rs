@@ -20,6 +20,7 @@ mod proxy;
 mod session_store;
 mod shutdown;
 mod sso;
+mod sso_start;
 mod todos;
 mod tokens;
 mod ual;
