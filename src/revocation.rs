@@ -120,7 +120,9 @@ enum Target<'a> {
 /// The revocation, as one statement (so one round trip, and atomic without BEGIN/COMMIT):
 /// spend the JWT id (a conflict means a replay, and then nothing else happens), delete the
 /// sessions, revoke the tokens (whole-user revocations only), write one audit row per user, and
-/// NOTIFY each of them. Exactly one of $5 (user), $6 (session), $7 (IdP session) is set.
+/// NOTIFY each of them. Exactly one of $5 (user), $6 (session), $7 (IdP session) is set. With no
+/// audit row (a replay, or no session matched) the outer join still yields one row, of NULLs:
+/// it must not NOTIFY, or every instance would log an unreadable notice.
 const REVOKE: &str = "
 WITH spent AS (
     INSERT INTO seen_jtis (issuer, jti, expires_at)
@@ -150,11 +152,11 @@ WITH spent AS (
     RETURNING id, user_id, sessions_ended, tokens_revoked, created_at
 )
 SELECT (SELECT ok FROM allowed) AS allowed, audit.id, audit.sessions_ended, audit.tokens_revoked,
-       pg_notify($11, json_build_object(
+       CASE WHEN audit.id IS NOT NULL THEN pg_notify($11, json_build_object(
            'revocation_id', audit.id, 'org_id', $4, 'user_id', audit.user_id,
            'session_ids', per_user.ids, 'source', $8, 'actor', left($9, 200),
            'sessions_ended', audit.sessions_ended,
-           'at_ms', (extract(epoch FROM audit.created_at) * 1000)::bigint)::text) AS notified
+           'at_ms', (extract(epoch FROM audit.created_at) * 1000)::bigint)::text) END AS notified
 FROM allowed
 LEFT JOIN (audit JOIN per_user USING (user_id)) ON true";
 
