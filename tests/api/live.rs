@@ -291,3 +291,28 @@ async fn a_revocation_that_ends_nothing_sends_no_notice() {
     let notice: revocation::Notice = serde_json::from_str(&notice).unwrap();
     assert_eq!(notice.user_id, alice.user.id);
 }
+
+#[tokio::test]
+async fn a_session_keeps_at_most_twenty_streams_and_the_oldest_closes() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let browser = app.signed_in(&alice).await;
+    let other_session = app.signed_in(&alice).await;
+    let mut elsewhere = EventStream::open(&other_session, "/events").await.unwrap();
+    let mut oldest = EventStream::open(&browser, "/events").await.unwrap();
+    wait_for_streams(&app, 2).await;
+    let mut newer = Vec::new();
+    for _ in 0..20 {
+        newer.push(EventStream::open(&browser, "/events").await.unwrap());
+    }
+
+    assert!(
+        oldest.closes(SOON).await,
+        "the oldest stream of the session closed"
+    );
+    wait_for_streams(&app, 21).await;
+    assert!(
+        !elsewhere.closes(Duration::from_millis(200)).await,
+        "another session keeps its stream"
+    );
+}

@@ -2,6 +2,7 @@
 //! migrated template, and its own app on a free port. One binary keeps link times down.
 
 mod admin;
+mod admin_roles;
 mod auth;
 mod backchannel;
 mod cli;
