@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `org create`, `user create`, `demo`.
+//! The command line: `serve` (the default), `migrate`, `org create`, `user create`,
+//! `user set-admin`, `demo`.
 //! Commands that create something take `--json` and then print exactly one JSON object.
 //! Exit status: 0 done, 1 failed (nothing written), 2 bad arguments.
 
@@ -25,6 +26,10 @@ use crate::{
     secret_token,
     startup::Application,
 };
+
+mod user;
+
+pub use user::UserCommand;
 
 /// ual-todo: a todo app that answers Universal Logout.
 #[derive(Debug, Parser)]
@@ -133,28 +138,6 @@ pub enum KeyCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Create a user in an org; a strong password is generated unless --password-stdin is given.
-    Create {
-        /// The org's slug.
-        #[arg(long)]
-        org: String,
-        /// The user's email (unique within the org, whatever its case).
-        #[arg(long)]
-        email: String,
-        /// Make the user an admin of the org.
-        #[arg(long)]
-        admin: bool,
-        /// Read the password from standard input instead of generating one.
-        #[arg(long)]
-        password_stdin: bool,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 /// Why a command stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -215,7 +198,9 @@ async fn manage(settings: Settings, command: Command) -> Result<(), CliError> {
         Command::Org(OrgCommand::Create { name, slug, .. }) => {
             org_slug(name, slug.as_deref())?;
         }
-        Command::User(UserCommand::Create { email, .. }) => check_email(email)?,
+        Command::User(UserCommand::Create { email, .. } | UserCommand::SetAdmin { email, .. }) => {
+            check_email(email)?
+        }
         Command::Org(OrgCommand::SetIdp {
             issuer,
             client_id,
@@ -243,20 +228,7 @@ async fn manage(settings: Settings, command: Command) -> Result<(), CliError> {
         Command::Org(OrgCommand::Create { name, slug, json }) => {
             org_create(&mut conn, &name, slug.as_deref(), json).await
         }
-        Command::User(UserCommand::Create {
-            org,
-            email,
-            admin,
-            password_stdin,
-            json,
-        }) => {
-            let password = if password_stdin {
-                Some(read_password()?)
-            } else {
-                None
-            };
-            user_create(&mut conn, &org, &email, admin, password, json).await
-        }
+        Command::User(command) => user::run(&mut conn, command).await,
         Command::Org(OrgCommand::SetIdp {
             slug,
             issuer,
@@ -541,64 +513,6 @@ async fn key_list(conn: &mut AsyncPgConnection, slug: &str, json: bool) -> Resul
                 k.prefix,
                 crate::routes::format_time(&k.created_at)
             );
-        }
-    }
-    Ok(())
-}
-
-async fn user_create(
-    conn: &mut AsyncPgConnection,
-    org_slug: &str,
-    email: &str,
-    admin: bool,
-    password: Option<String>,
-    json: bool,
-) -> Result<(), CliError> {
-    check_email(email)?;
-    let org = find_org(conn, org_slug).await?;
-    let generated = password.is_none();
-    let password = password.unwrap_or_else(password::generate);
-    let hash = tokio::task::spawn_blocking({
-        let password = password.clone();
-        move || password::hash(&password)
-    })
-    .await
-    .context("hashing stopped")??;
-    let user = User::create(
-        conn,
-        &NewUser {
-            org_id: org.id,
-            email,
-            password_hash: Some(&hash),
-            is_admin: admin,
-        },
-    )
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            anyhow::anyhow!(
-                "the org `{}` already has a user with the email {email}",
-                org.slug
-            )
-        } else {
-            anyhow::Error::new(e).context("cannot create the user")
-        }
-    })?;
-    if json {
-        let mut out =
-            json!({ "id": user.id, "org": org.slug, "email": user.email, "admin": user.is_admin });
-        if generated {
-            out["password"] = json!(password);
-        }
-        println!("{out}");
-    } else {
-        let role = if admin { "admin" } else { "user" };
-        println!(
-            "Created {role} {} in `{}` (id {}).",
-            user.email, org.slug, user.id
-        );
-        if generated {
-            println!("Password (shown once): {password}");
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
-//! Live logout. Each instance keeps one dedicated connection that `LISTEN`s for revocations and
-//! sign-ins, and an in-memory hub of the Server-Sent Event streams it serves: per session (the
-//! user's tabs) and per org (admin dashboards). A notification reaches only the streams it
-//! concerns, whichever instance committed the revocation.
+//! Live logout. Each instance keeps one dedicated connection that `LISTEN`s for revocations,
+//! sign-ins and admin role changes ([`listener`]), and an in-memory hub of the Server-Sent Event
+//! streams it serves: per session (the user's tabs, at most [`MAX_STREAMS_PER_SESSION`]) and per
+//! org (admin dashboards, closed when their user stops being an admin). A notification reaches
+//! only the streams it concerns, whichever instance committed the change.
 //!
 //! PostgreSQL delivers a notification only once its transaction commits, so a tab is told only
 //! after the revocation is durable. If the connection drops, the listener reconnects with backoff,
@@ -20,34 +21,28 @@ use std::{
 };
 
 use actix_web_lab::sse::{Data, Event};
-use anyhow::Context as _;
-use futures_util::{Stream, StreamExt as _};
+use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::{
-    config::DatabaseUrl,
-    db::{
-        Pool,
-        ids::{OrgId, SessionId, UserId},
-        models::SessionRecord,
-    },
+    db::ids::{OrgId, SessionId, UserId},
     device,
-    revocation::{self, Notice},
+    revocation::Notice,
 };
+
+mod listener;
+
+pub use listener::{LISTENER_NAME, is_admin, listen, session_is_live};
 
 /// The channel the `sessions_notify_sign_in` trigger announces new sessions on.
 pub const SIGN_IN_CHANNEL: &str = "ual_todo_sign_ins";
 /// Events buffered per stream; a logout needs one.
 const STREAM_BUFFER: usize = 8;
-/// How often the listening connection is checked with a query.
-const PING_EVERY: Duration = Duration::from_secs(10);
-const PING_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// The listening connection's `application_name`, as `pg_stat_activity` shows it.
-pub const LISTENER_NAME: &str = "ual-todo listener";
+/// Open streams per session (a tab each); the oldest closes when another opens, so one cookie
+/// cannot pin an unbounded number of streams in memory.
+pub const MAX_STREAMS_PER_SESSION: usize = 20;
 
 /// Which events a stream receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,10 +223,14 @@ impl Hub {
             streams.by_user.entry(user).or_default().push(session);
         }
         ids.push(id);
+        // Ids grow, so the session's first is its oldest; dropping its sender ends that stream.
+        let oldest = (ids.len() > MAX_STREAMS_PER_SESSION).then(|| ids[0]);
         if feed == Feed::Admin {
             streams.admins.entry(org).or_default().push(id);
         }
+        let closed = oldest.and_then(|oldest| streams.remove(oldest));
         drop(guard);
+        drop(closed);
         Subscription {
             hub: self.clone(),
             id,
@@ -318,6 +317,51 @@ impl Hub {
         }
     }
 
+    /// Ends the org feeds of `user`, who is not (or no longer) an admin: a `demoted` event, then
+    /// the stream closes. The user's own tabs keep their streams: the session lives on.
+    pub fn lost_admin(&self, user: UserId) {
+        let demoted = Event::Data(Data::new("{}").event("demoted"));
+        let mut streams = self.lock();
+        let sessions = streams.by_user.get(&user).cloned().unwrap_or_default();
+        let feeds: Vec<u64> = sessions
+            .iter()
+            .filter_map(|s| streams.by_session.get(s))
+            .flatten()
+            .copied()
+            .filter(|id| {
+                streams
+                    .entries
+                    .get(id)
+                    .is_some_and(|e| e.feed == Feed::Admin)
+            })
+            .collect();
+        let closed: Vec<Entry> = feeds
+            .into_iter()
+            .filter_map(|id| streams.remove(id))
+            .collect();
+        drop(streams);
+        for entry in &closed {
+            send(&entry.tx, &demoted);
+        }
+        if !closed.is_empty() {
+            tracing::info!(user_id = %user, streams = closed.len(), "closed the org feeds of a user who is not an admin");
+        }
+    }
+
+    /// Users this instance serves an org feed to.
+    fn admin_users(&self) -> Vec<UserId> {
+        let streams = self.lock();
+        let mut users: Vec<UserId> = streams
+            .admins
+            .values()
+            .flatten()
+            .filter_map(|id| streams.entries.get(id).map(|e| e.user))
+            .collect();
+        users.sort_unstable_by_key(|u| u.0);
+        users.dedup();
+        users
+    }
+
     /// Closes every stream (without a logout: the sessions live on) and refuses new ones, so
     /// browsers reconnect to another instance while this one shuts down.
     pub fn close_all(&self) {
@@ -365,225 +409,5 @@ fn broadcast_to_admins(streams: &Streams, org: OrgId, event: &Event) {
     }
 }
 
-/// Whether the session still exists (not revoked, not expired).
-pub async fn session_is_live(pool: &Pool, session: SessionId) -> anyhow::Result<bool> {
-    let mut conn = pool.get().await?;
-    Ok(!SessionRecord::live_among(&mut conn, &[session])
-        .await?
-        .is_empty())
-}
-
-/// The listening loop of an instance: runs forever, reconnecting with backoff.
-pub async fn listen(hub: Arc<Hub>, url: DatabaseUrl, pool: Pool) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let result = listen_once(&hub, &url, &pool, &mut backoff).await;
-        hub.listening.send_replace(false);
-        match result {
-            Ok(()) => tracing::warn!("the listening connection closed; reconnecting"),
-            Err(e) => tracing::warn!(
-                error = format!("{e:#}"),
-                "the listening connection failed; reconnecting"
-            ),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        hub.reconnects.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-async fn listen_once(
-    hub: &Hub,
-    url: &DatabaseUrl,
-    pool: &Pool,
-    backoff: &mut Duration,
-) -> anyhow::Result<()> {
-    let mut config: tokio_postgres::Config = url.expose().parse().context("a bad database URL")?;
-    config
-        .application_name(LISTENER_NAME)
-        .connect_timeout(PING_TIMEOUT);
-    let (client, mut connection) = config.connect(NoTls).await.context("cannot connect")?;
-    let (tx, mut notifications) = mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if tx.send(n).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    });
-    let _abort_driver = AbortOnDrop(driver.abort_handle());
-
-    client
-        .batch_execute(&format!(
-            "LISTEN {}; LISTEN {SIGN_IN_CHANNEL}",
-            revocation::CHANNEL
-        ))
-        .await
-        .context("cannot LISTEN")?;
-    hub.listening.send_replace(true);
-    *backoff = Duration::from_millis(100);
-    tracing::info!("listening for revocations");
-    // Anything revoked while not listening is found here; anything after is notified.
-    recheck(hub, pool).await?;
-
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    loop {
-        tokio::select! {
-            notification = notifications.recv() => match notification {
-                Some(n) => handle(hub, n.channel(), n.payload()),
-                None => return Ok(()),
-            },
-            _ = ping.tick() => {
-                tokio::time::timeout(PING_TIMEOUT, client.simple_query("SELECT 1"))
-                    .await
-                    .context("the listening connection stopped answering")?
-                    .context("the listening connection failed")?;
-            }
-        }
-    }
-}
-
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn handle(hub: &Hub, channel: &str, payload: &str) {
-    if channel == revocation::CHANNEL {
-        match serde_json::from_str::<Notice>(payload) {
-            Ok(notice) => hub.revoked(&notice),
-            Err(e) => tracing::warn!(error = %e, "unreadable revocation notice"),
-        }
-    } else if channel == SIGN_IN_CHANNEL {
-        match serde_json::from_str::<SignIn>(payload) {
-            Ok(sign_in) => hub.signed_in(&sign_in),
-            Err(e) => tracing::warn!(error = %e, "unreadable sign-in notice"),
-        }
-    }
-}
-
-/// Ends the streams of held sessions that no longer exist.
-async fn recheck(hub: &Hub, pool: &Pool) -> anyhow::Result<()> {
-    let held = hub.held_sessions();
-    let live: Vec<SessionId> = if held.is_empty() {
-        Vec::new()
-    } else {
-        let mut conn = pool.get().await?;
-        SessionRecord::live_among(&mut conn, &held).await?
-    };
-    let gone: Vec<SessionId> = held.into_iter().filter(|s| !live.contains(s)).collect();
-    if !gone.is_empty() {
-        tracing::info!(
-            sessions = gone.len(),
-            "ended streams of sessions revoked while not listening"
-        );
-    }
-    hub.resync(&gone);
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::db::models::RevocationSource;
-
-    fn notice(org: OrgId, user: UserId, session: Option<SessionId>) -> Notice {
-        Notice {
-            revocation_id: 1,
-            org_id: org,
-            user_id: user,
-            session_ids: session.into_iter().collect(),
-            source: RevocationSource::Ual,
-            actor: "test".into(),
-            sessions_ended: 1,
-            at_ms: 0,
-        }
-    }
-
-    async fn next_event_name(sub: &mut Subscription) -> Option<String> {
-        let event = tokio::time::timeout(Duration::from_millis(100), sub.next())
-            .await
-            .ok()??;
-        match event {
-            Event::Data(data) => Some(format!("{data:?}")),
-            Event::Comment(_) => None,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_user_revocation_reaches_only_that_users_streams_and_closes_them() {
-        let hub = Hub::new(Duration::from_secs(15));
-        let (org, alice, bob) = (OrgId::new(), UserId::new(), UserId::new());
-        let (laptop, phone, bobs) = (SessionId::new(), SessionId::new(), SessionId::new());
-        let mut tab1 = hub.subscribe(laptop, alice, org, Feed::User);
-        let mut tab2 = hub.subscribe(laptop, alice, org, Feed::User);
-        let mut on_phone = hub.subscribe(phone, alice, org, Feed::User);
-        let mut bob_tab = hub.subscribe(bobs, bob, org, Feed::User);
-        let mut dashboard = hub.subscribe(SessionId::new(), UserId::new(), org, Feed::Admin);
-
-        hub.revoked(&notice(org, alice, None));
-
-        for sub in [&mut tab1, &mut tab2, &mut on_phone] {
-            assert!(next_event_name(sub).await.unwrap().contains("logout"));
-            assert!(
-                sub.next().await.is_none(),
-                "the stream ends after the logout"
-            );
-        }
-        assert!(next_event_name(&mut bob_tab).await.is_none());
-        assert!(
-            next_event_name(&mut dashboard)
-                .await
-                .unwrap()
-                .contains("revoked")
-        );
-        assert_eq!(hub.stream_count(), 2, "bob's tab and the dashboard remain");
-    }
-
-    #[tokio::test]
-    async fn a_session_revocation_leaves_the_users_other_sessions() {
-        let hub = Hub::new(Duration::from_secs(15));
-        let (org, alice) = (OrgId::new(), UserId::new());
-        let (laptop, phone) = (SessionId::new(), SessionId::new());
-        let mut on_laptop = hub.subscribe(laptop, alice, org, Feed::User);
-        let mut on_phone = hub.subscribe(phone, alice, org, Feed::User);
-
-        hub.revoked(&notice(org, alice, Some(laptop)));
-
-        assert!(
-            next_event_name(&mut on_laptop)
-                .await
-                .unwrap()
-                .contains("logout")
-        );
-        assert!(next_event_name(&mut on_phone).await.is_none());
-        assert_eq!(hub.held_sessions(), vec![phone]);
-    }
-
-    #[tokio::test]
-    async fn dropped_streams_unregister_and_other_orgs_hear_nothing() {
-        let hub = Hub::new(Duration::from_secs(15));
-        let (acme, globex, alice) = (OrgId::new(), OrgId::new(), UserId::new());
-        let tab = hub.subscribe(SessionId::new(), alice, acme, Feed::User);
-        let mut globex_admin = hub.subscribe(SessionId::new(), UserId::new(), globex, Feed::Admin);
-        drop(tab);
-        assert_eq!(hub.stream_count(), 1);
-
-        hub.revoked(&notice(acme, alice, None));
-
-        assert!(next_event_name(&mut globex_admin).await.is_none());
-        assert!(!hub.lock().by_user.contains_key(&alice));
-    }
-}
+mod tests;

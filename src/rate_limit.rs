@@ -71,6 +71,8 @@ pub struct Limits {
     pub login_per_ip: RateLimiter,
     /// Failed Universal Logout authentications per client IP.
     pub ual_per_ip: RateLimiter,
+    /// SSO sign-ins started per client IP (each stores a row until it expires).
+    pub sso_start_per_ip: RateLimiter,
     /// Whether to take the client's IP from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
 }
@@ -81,6 +83,7 @@ impl Limits {
             login_per_account: RateLimiter::new(10, Duration::from_secs(15 * 60)),
             login_per_ip: RateLimiter::new(50, Duration::from_secs(15 * 60)),
             ual_per_ip: RateLimiter::new(20, Duration::from_secs(60)),
+            sso_start_per_ip: RateLimiter::new(30, Duration::from_secs(10 * 60)),
             trust_forwarded_for,
         }
     }

@@ -1,5 +1,6 @@
 //! The one way sessions and tokens end: Universal Logout, back-channel logout, admins and users
-//! signing out all call [`revoke_user`] or [`revoke_sessions`].
+//! signing out all call [`revoke_user`] or [`revoke_sessions`]. The admin role changes here too
+//! ([`set_admin`]), since losing it must end the org's live feed the same way.
 //!
 //! Each call is one statement, so one transaction: spend the JWT id, delete the session rows,
 //! revoke the tokens, write the audit row, `NOTIFY` the instances. PostgreSQL delivers the
@@ -16,11 +17,13 @@ use time::OffsetDateTime;
 
 use crate::db::{
     ids::{OrgId, SessionId, UserId},
-    models::{AccessToken, NewRevocation, Revocation, RevocationSource},
+    models::{AccessToken, NewRevocation, Revocation, RevocationSource, User},
 };
 
 /// The `LISTEN`/`NOTIFY` channel that carries [`Notice`]s.
 pub const CHANNEL: &str = "ual_todo_revocations";
+/// The channel that carries [`RoleNotice`]s.
+pub const ROLE_CHANNEL: &str = "ual_todo_roles";
 
 /// Who asked, for the audit log, and under which request.
 #[derive(Clone, Copy, Debug)]
@@ -120,7 +123,9 @@ enum Target<'a> {
 /// The revocation, as one statement (so one round trip, and atomic without BEGIN/COMMIT):
 /// spend the JWT id (a conflict means a replay, and then nothing else happens), delete the
 /// sessions, revoke the tokens (whole-user revocations only), write one audit row per user, and
-/// NOTIFY each of them. Exactly one of $5 (user), $6 (session), $7 (IdP session) is set.
+/// NOTIFY each of them. Exactly one of $5 (user), $6 (session), $7 (IdP session) is set. With no
+/// audit row (a replay, or no session matched) the outer join still yields one row, of NULLs:
+/// it must not NOTIFY, or every instance would log an unreadable notice.
 const REVOKE: &str = "
 WITH spent AS (
     INSERT INTO seen_jtis (issuer, jti, expires_at)
@@ -150,11 +155,11 @@ WITH spent AS (
     RETURNING id, user_id, sessions_ended, tokens_revoked, created_at
 )
 SELECT (SELECT ok FROM allowed) AS allowed, audit.id, audit.sessions_ended, audit.tokens_revoked,
-       pg_notify($11, json_build_object(
+       CASE WHEN audit.id IS NOT NULL THEN pg_notify($11, json_build_object(
            'revocation_id', audit.id, 'org_id', $4, 'user_id', audit.user_id,
            'session_ids', per_user.ids, 'source', $8, 'actor', left($9, 200),
            'sessions_ended', audit.sessions_ended,
-           'at_ms', (extract(epoch FROM audit.created_at) * 1000)::bigint)::text) AS notified
+           'at_ms', (extract(epoch FROM audit.created_at) * 1000)::bigint)::text) END AS notified
 FROM allowed
 LEFT JOIN (audit JOIN per_user USING (user_id)) ON true";
 
@@ -246,4 +251,77 @@ fn audit_row<'a>(
         tokens_revoked: i32::try_from(tokens_revoked).unwrap_or(i32::MAX),
         request_id: by.request_id,
     }
+}
+
+/// A user's admin role was set: every instance closes the org feed of a user who is not (or no
+/// longer) an admin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleNotice {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub is_admin: bool,
+}
+
+/// Why a role did not change. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    #[error("{0} is the only administrator of the organisation")]
+    LastAdmin(String),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// A role as set: the user afterwards, and whether it changed.
+#[derive(Debug)]
+pub struct RoleChange {
+    pub user: User,
+    pub changed: bool,
+}
+
+/// Makes `user` of `org` an admin or not (`None`: no such user in the org), and announces it on
+/// [`ROLE_CHANNEL`] in the same transaction, so every instance closes a demoted admin's live
+/// feed as soon as the change commits. The org's last admin cannot be demoted; its admins are
+/// locked meanwhile, so two admins demoting each other at once cannot leave it with none.
+/// Announced even when unchanged: a stray feed of a non-admin closes too.
+pub async fn set_admin(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    user: UserId,
+    admin: bool,
+    actor: &str,
+) -> Result<Option<RoleChange>, RoleError> {
+    let change = conn
+        .transaction(async |conn| {
+            let admins = User::lock_admins(conn, org).await?;
+            let Some(mut found) = User::find_in_org(conn, org, user).await? else {
+                return Ok(None);
+            };
+            if !admin && admins == [found.id] {
+                return Err(RoleError::LastAdmin(found.email));
+            }
+            let changed = found.is_admin != admin;
+            if changed {
+                User::set_admin(conn, found.id, admin).await?;
+                found.is_admin = admin;
+            }
+            let notice = RoleNotice {
+                org_id: org,
+                user_id: found.id,
+                is_admin: admin,
+            };
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<Text, _>(ROLE_CHANNEL)
+                .bind::<Text, _>(serde_json::to_string(&notice).expect("serialisable"))
+                .execute(conn)
+                .await?;
+            Ok(Some(RoleChange {
+                user: found,
+                changed,
+            }))
+        })
+        .await?;
+    if change.as_ref().is_some_and(|c| c.changed) {
+        tracing::info!(org_id = %org, user_id = %user, admin, actor, "changed an admin role");
+    }
+    Ok(change)
 }

@@ -1,5 +1,6 @@
-//! Periodic clean-up: expired sessions, JWT ids past their expiry, unfinished SSO sign-ins. Every instance runs it;
-//! the deletes are idempotent, so instances do not need to coordinate.
+//! Periodic clean-up: expired sessions, JWT ids past their expiry, unfinished SSO sign-ins
+//! (anonymous starts must not accumulate). Every instance runs it; the deletes are idempotent,
+//! so instances do not need to coordinate.
 
 use std::time::Duration;
 
@@ -53,6 +54,7 @@ pub async fn sweep_once(pool: &Pool) -> anyhow::Result<Swept> {
         tracing::info!(
             sessions = swept.sessions,
             jtis = swept.jtis,
+            sso_logins = swept.sso_logins,
             "swept expired rows"
         );
     }

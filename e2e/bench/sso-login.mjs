@@ -6,11 +6,12 @@
 //   BENCH_RUNS=50 npm run bench:sso                   # more runs (at least 20)
 //
 // Each run uses a fresh browser context (no cookies), so the provider asks for the login every
-// time. On the app's sign-in page the work email is typed into "Sign in with SSO"; then two parts
+// time, and its own client address (X-Forwarded-For, trusted for the bench): each run is another
+// person, and the app allows 30 SSO starts per address in 10 minutes. On the app's sign-in page the work email is typed into "Sign in with SSO"; then two parts
 // are timed, both in Node (Date.now() just before the click to Playwright seeing the `load` event
 // of the page it leads to):
 //   (a) click "Continue with your organisation" → the provider's login page loaded
-//       (GET /auth/oidc/start → 303 → {issuer}/auth → 303 → {issuer}/interaction/…);
+//       (POST /auth/oidc/start → 303 → {issuer}/auth → 303 → {issuer}/interaction/…);
 //   (b) click the provider's "Sign-in" (login and password already typed) → the app's todo list
 //       loaded (POST {issuer}/interaction/… → 303 → {issuer}/auth/… → 303 → /auth/oidc/callback,
 //       where the app exchanges the code and checks the ID token → 303 → /todos);
@@ -61,9 +62,13 @@ async function timedClick(page, clicks, button, isThere) {
   return { browserMs: Math.round((await loadedAt(page) - clicks[0]) * 10) / 10, wallMs };
 }
 
-/** One SSO sign-in of `user` in a fresh context; resolves with the timings of its two parts. */
-async function measure(browser, app, issuer, user) {
-  const context = await browser.newContext();
+/**
+ * One SSO sign-in of `user` in a fresh context, from client address number `run`; resolves with
+ * the timings of its two parts.
+ */
+async function measure(browser, app, issuer, user, run) {
+  const address = `10.0.${Math.floor(run / 256) % 256}.${run % 256}`;
+  const context = await browser.newContext({ extraHTTPHeaders: { 'X-Forwarded-For': address } });
   try {
     // Every trusted click, on the browser's clock; reported by the page before it navigates away.
     const clicks = [];
@@ -103,6 +108,7 @@ async function main() {
   const builtAt = await stat(APP_BIN).then((s) => s.mtime.toISOString(), () => 'unknown');
   console.log(`ual-todo: ${APP_BIN} (${build}; ${version}; built ${builtAt}); ${RUNS} runs after ${WARM_UP} warm-up runs`);
   const loadBefore = loadavg().map((l) => Math.round(l * 100) / 100);
+  process.env.TRUST_PROXY_HEADERS = 'true'; // so each run's X-Forwarded-For is its address
   const app = await startApp();
   let idp;
   let browser;
@@ -115,7 +121,7 @@ async function main() {
     const samples = { browser: { a: [], b: [], total: [] }, wall: { a: [], b: [], total: [] } };
     let external = 0;
     for (let run = 0; run < WARM_UP + RUNS; run++) {
-      const { a, b, external: outside } = await measure(browser, app, idp.issuer, alice);
+      const { a, b, external: outside } = await measure(browser, app, idp.issuer, alice, run);
       if (run < WARM_UP) continue;
       for (const clock of ['browser', 'wall']) {
         const [msA, msB] = clock === 'browser' ? [a.browserMs, b.browserMs] : [a.wallMs, b.wallMs];

@@ -124,6 +124,7 @@ ssoTest("SSO sign-in through the provider's login page lands on alice's todo lis
   const laptop = await device();
   const page = await laptop.newPage();
   const navigations = recordNavigations(page);
+  const startRequest = page.waitForRequest((r) => new URL(r.url()).pathname === '/auth/oidc/start');
 
   await startSso(page, app.url, alice.email);
   assert.ok(await isProviderLoginPage(page, idp.issuer), `the provider's login page, not ${page.url()}`);
@@ -132,8 +133,10 @@ ssoTest("SSO sign-in through the provider's login page lands on alice's todo lis
   // The app sent the browser to the provider's authorization endpoint, with PKCE and its callback.
   const authorize = navigations.map((u) => new URL(u)).find((u) => u.origin === idp.issuer && u.pathname === '/auth');
   assert.ok(authorize, `went through ${idp.issuer}/auth: ${navigations.join(' → ')}`);
-  const started = navigations.map((u) => new URL(u)).find((u) => u.pathname === '/auth/oidc/start');
-  assert.equal(started?.searchParams.get('org'), alice.email, `started SSO: ${navigations.join(' → ')}`);
+  // The sign-in page's form posts (a start from another site is refused by the CSRF guard).
+  const started = await startRequest;
+  assert.equal(started.method(), 'POST', 'the SSO form posts');
+  assert.equal(new URLSearchParams(started.postData() ?? '').get('org'), alice.email, 'started SSO for alice');
   assert.equal(authorize.searchParams.get('client_id'), idp.clientId);
   assert.equal(authorize.searchParams.get('redirect_uri'), `${app.url}/auth/oidc/callback`);
   assert.equal(authorize.searchParams.get('code_challenge_method'), 'S256');
@@ -260,6 +263,38 @@ ssoTest('an SSO error is shown on the sign-in page: no organisation for that', a
   assert.equal(await page.locator('#login-error').count(), 0, 'the password form shows no error');
   assert.equal(await page.locator('nav.account').count(), 0, 'nobody is signed in');
   await screenshot(page, 'sso-error-unknown-org');
+  await context.close();
+});
+
+ssoTest('another site cannot start SSO in a signed-in browser, by form or by link (login CSRF)', async () => {
+  const context = await device();
+  const bob = app.accounts.bob;
+  const tab = await signInTab(context, app.url, bob);
+  // A page on another site that would sign the visitor into the org of its choice.
+  const evil = 'http://evil.test/';
+  const attacker = await context.newPage();
+  await attacker.route(`${evil}**`, (route) => route.fulfill({
+    contentType: 'text/html',
+    body: `<!doctype html><title>A prize</title>
+      <form id="start" method="post" action="${app.url}/auth/oidc/start"><input name="org" value="acme"></form>
+      <a id="link" href="${app.url}/auth/oidc/start?org=acme">Claim it</a>`,
+  }));
+
+  await attacker.goto(evil);
+  const posted = attacker.waitForResponse((r) => new URL(r.url()).pathname === '/auth/oidc/start');
+  await submit(attacker, () => attacker.evaluate(() => document.getElementById('start').submit()));
+  const answer = await posted;
+  assert.equal(answer.status(), 403, 'the cross-site form is refused');
+  assert.equal(new URL(attacker.url()).origin, app.url, 'not sent to the provider');
+
+  await attacker.goto(evil);
+  await submit(attacker, () => attacker.locator('#link').click());
+  assert.equal(new URL(attacker.url()).origin, app.url, 'the link does not reach the provider');
+  assert.equal(await ssoForm(attacker).input.inputValue(), 'acme', 'it only fills in the sign-in form');
+  await screenshot(attacker, 'sso-cross-site-link');
+
+  await tab.reload();
+  assert.equal(await signedInAs(tab), bob.email, 'bob is still signed in as bob');
   await context.close();
 });
 

@@ -28,8 +28,9 @@ async fn events(
     stream(&req, &user, Feed::User, hub.into_inner(), &pool).await
 }
 
-/// Subscribes, then checks the session still exists: a revocation that committed before the
-/// subscription is found here, one after it is notified.
+/// Subscribes, then checks the session still exists (and, for an org feed, that its user is
+/// still an admin): a revocation or demotion that committed before the subscription is found
+/// here, one after it is notified.
 pub async fn stream(
     req: &HttpRequest,
     user: &CurrentUser,
@@ -44,6 +45,12 @@ pub async fn stream(
         .map_err(AppError::Unavailable)?
     {
         hub.end_session(user.session_id, "revoked");
+    } else if feed == Feed::Admin
+        && !live::is_admin(pool, user.org_id, user.id)
+            .await
+            .map_err(AppError::Unavailable)?
+    {
+        hub.lost_admin(user.id);
     }
     let mut response = Sse::from_infallible_stream(subscription)
         .with_keep_alive(keep_alive)

@@ -117,6 +117,11 @@
     source.addEventListener("revoked", (e) => revoked(JSON.parse(e.data)));
     source.addEventListener("signin", (e) => signedIn(JSON.parse(e.data)));
     source.addEventListener("stale", () => location.reload());
+    // This user is no longer an administrator: the stream has ended, and so has this page.
+    source.addEventListener("demoted", () => {
+      source.close();
+      location.replace("/todos");
+    });
     source.addEventListener("logout", (e) => {
       source.close();
       let reason = "revoked";

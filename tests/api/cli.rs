@@ -432,3 +432,54 @@ fn serve_with_an_unreachable_database_exits_with_one_clear_line() {
         err.starts_with("error: cannot connect to PostgreSQL at postgres://127.0.0.1:1/ual_todo")
     );
 }
+
+#[tokio::test]
+async fn user_set_admin_demotes_and_the_live_feed_closes_at_once() {
+    use crate::admin_roles::{acme, assert_feed_ends, is_admin, wait_for};
+    let a = acme().await;
+    let other = a.app.signed_in(&a.other_admin).await;
+    let mut feed = crate::helpers::EventStream::open(&other, "/admin/events")
+        .await
+        .unwrap();
+    wait_for(&a.app.hub, 1).await;
+    let set_admin = |email: &str, value: &str| {
+        let args = [
+            "user",
+            "set-admin",
+            "--org",
+            "acme",
+            "--email",
+            email,
+            value,
+            "--json",
+        ];
+        ual_todo(&a.app.db, &args, None)
+    };
+
+    // Blocks this test's runtime while the process runs; the app's workers run on their own.
+    let demoted = stdout_json(&set_admin("OTHER@acme.test", "false"));
+
+    assert_eq!(demoted["email"], "other@acme.test");
+    assert_eq!(
+        (&demoted["admin"], &demoted["changed"]),
+        (&false.into(), &true.into())
+    );
+    assert!(!is_admin(&a.app, &a.other_admin).await);
+    assert_feed_ends(&a, &mut feed).await;
+    let again = stdout_json(&set_admin("other@acme.test", "false"));
+    assert_eq!(again["changed"], false);
+    let last = set_admin("admin@acme.test", "false");
+    assert_eq!(last.status.code(), Some(1));
+    assert!(stderr(&last).contains("the only administrator of `acme`"));
+    assert!(is_admin(&a.app, &a.admin).await);
+    let unknown = set_admin("nobody@acme.test", "true");
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no user with the email nobody@acme.test"));
+    assert_eq!(set_admin("alice@acme.test", "maybe").status.code(), Some(2));
+    let promoted = stdout_json(&set_admin("alice@acme.test", "true"));
+    assert_eq!(
+        (&promoted["admin"], &promoted["changed"]),
+        (&true.into(), &true.into())
+    );
+    assert!(is_admin(&a.app, &a.alice).await);
+}

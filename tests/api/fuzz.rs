@@ -314,7 +314,10 @@ async fn nul_and_control_characters_are_refused_everywhere() {
     );
     not_5xx(
         "SSO start",
-        anonymous.get("/auth/oidc/start?org=a%00b").await.status(),
+        anonymous
+            .post_form("/auth/oidc/start", &[("org", "a\0b")])
+            .await
+            .status(),
     );
     for (path, field, why) in [
         ("/todos", "title", "no control characters"),

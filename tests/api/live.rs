@@ -216,3 +216,103 @@ async fn a_closed_stream_is_unregistered_at_its_next_keep_alive() {
 
     wait_for_streams(&app, 0).await;
 }
+
+/// Notifications on `channel` of the test's database, heard on a connection of their own.
+async fn listen(
+    app: &TestApp,
+    channel: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use futures_util::StreamExt as _;
+    let (client, mut connection) =
+        tokio_postgres::connect(app.db.url.expose(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n.payload().to_owned());
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {channel}"))
+        .await
+        .unwrap();
+    (client, rx)
+}
+
+#[tokio::test]
+async fn a_revocation_that_ends_nothing_sends_no_notice() {
+    use ual_todo::{
+        db::{ids::SessionId, models::RevocationSource},
+        revocation::{self, Requester, Sessions, SingleUse},
+    };
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let org = alice.user.org_id;
+    let (_listener, mut notices) = listen(&app, revocation::CHANNEL).await;
+    let by = |single_use| Requester {
+        source: RevocationSource::Backchannel,
+        actor: "test",
+        request_id: None,
+        single_use,
+    };
+    let jwt = SingleUse {
+        issuer: "https://idp.example",
+        jti: "jti-1",
+        remember_until: time::OffsetDateTime::now_utc() + time::Duration::minutes(5),
+    };
+    let mut conn = app.conn().await;
+
+    // An unknown session, an IdP session with no session here, and a replayed JWT.
+    let unknown = Sessions::One(SessionId::new());
+    let none = revocation::revoke_sessions(&mut conn, org, unknown, by(Some(jwt))).await;
+    let no_sid = Sessions::OfIdpSession("no-such-sid");
+    let none_either = revocation::revoke_sessions(&mut conn, org, no_sid, by(None)).await;
+    let replay = revocation::revoke_sessions(&mut conn, org, unknown, by(Some(jwt))).await;
+
+    assert!(none.unwrap().is_empty() && none_either.unwrap().is_empty());
+    assert!(matches!(replay, Err(revocation::RevokeError::Replayed)));
+    let heard = tokio::time::timeout(Duration::from_millis(500), notices.recv()).await;
+    assert!(heard.is_err(), "no notice, but heard {heard:?}");
+    // A revocation that is one is still announced, whole.
+    revocation::revoke_user(&mut conn, org, alice.user.id, by(None))
+        .await
+        .unwrap();
+    let notice = tokio::time::timeout(SOON, notices.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let notice: revocation::Notice = serde_json::from_str(&notice).unwrap();
+    assert_eq!(notice.user_id, alice.user.id);
+}
+
+#[tokio::test]
+async fn a_session_keeps_at_most_twenty_streams_and_the_oldest_closes() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let browser = app.signed_in(&alice).await;
+    let other_session = app.signed_in(&alice).await;
+    let mut elsewhere = EventStream::open(&other_session, "/events").await.unwrap();
+    let mut oldest = EventStream::open(&browser, "/events").await.unwrap();
+    wait_for_streams(&app, 2).await;
+    let mut newer = Vec::new();
+    for _ in 0..20 {
+        newer.push(EventStream::open(&browser, "/events").await.unwrap());
+    }
+
+    assert!(
+        oldest.closes(SOON).await,
+        "the oldest stream of the session closed"
+    );
+    wait_for_streams(&app, 21).await;
+    assert!(
+        !elsewhere.closes(Duration::from_millis(200)).await,
+        "another session keeps its stream"
+    );
+}

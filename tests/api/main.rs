@@ -2,6 +2,7 @@
 //! migrated template, and its own app on a free port. One binary keeps link times down.
 
 mod admin;
+mod admin_roles;
 mod auth;
 mod backchannel;
 mod cli;
@@ -23,6 +24,7 @@ mod proxy;
 mod session_store;
 mod shutdown;
 mod sso;
+mod sso_start;
 mod todos;
 mod tokens;
 mod ual;

@@ -12,6 +12,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Browser, TestApp};
 
+/// Starts single sign-on in `browser` as the sign-in page's form does: a same-origin POST.
+pub async fn start_sso(browser: &Browser, org: &str) -> reqwest::Response {
+    browser.post_form("/auth/oidc/start", &[("org", org)]).await
+}
+
 /// A running provider; killed when dropped.
 pub struct OidcProvider {
     pub issuer: String,
@@ -112,7 +117,7 @@ impl OidcProvider {
     /// The whole SSO sign-in of `browser` into the app through org `org`, as `login`: returns
     /// the app's answer to the callback.
     pub async fn sign_in(&self, browser: &Browser, org: &str, login: &str) -> reqwest::Response {
-        let started = browser.get(&format!("/auth/oidc/start?org={org}")).await;
+        let started = start_sso(browser, org).await;
         assert_eq!(
             started.status(),
             StatusCode::SEE_OTHER,

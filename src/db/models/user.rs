@@ -201,6 +201,44 @@ impl User {
         Ok((page, total))
     }
 
+    /// Locks the org's admins (`FOR UPDATE`) until the transaction ends and returns them: two
+    /// role changes at once then cannot each count the other as the admin who remains.
+    pub async fn lock_admins(conn: &mut AsyncPgConnection, org: OrgId) -> QueryResult<Vec<UserId>> {
+        users::table
+            .filter(users::org_id.eq(org))
+            .filter(users::is_admin)
+            .select(users::id)
+            .for_update()
+            .load(conn)
+            .await
+    }
+
+    /// Sets the admin role; only [`crate::revocation::set_admin`] calls it, which announces it.
+    pub async fn set_admin(
+        conn: &mut AsyncPgConnection,
+        id: UserId,
+        admin: bool,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::is_admin.eq(admin))
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
+    /// Those of `ids` who are admins.
+    pub async fn admins_among(
+        conn: &mut AsyncPgConnection,
+        ids: &[UserId],
+    ) -> QueryResult<Vec<UserId>> {
+        users::table
+            .filter(users::id.eq_any(ids))
+            .filter(users::is_admin)
+            .select(users::id)
+            .load(conn)
+            .await
+    }
+
     pub async fn count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
         users::table.count().get_result(conn).await
     }

@@ -1,4 +1,5 @@
-//! The dashboard: the org's users and their live sessions, updated live; sign-out buttons.
+//! The dashboard: the org's users and their live sessions, updated live; sign-out buttons and
+//! the admin role.
 
 use std::collections::HashMap;
 
@@ -23,7 +24,7 @@ use crate::{
     flash::{self, Flash},
     live::{Feed, Hub},
     metrics::Metrics,
-    revocation::{self, Requester, Sessions},
+    revocation::{self, Requester, RoleError, Sessions},
     routes::{events, format_time, page},
     startup::PublicUrl,
 };
@@ -285,4 +286,51 @@ pub async fn end_session(
         "/admin",
         Flash::info("Session ended."),
     ))
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    /// `true` or `false`.
+    admin: String,
+}
+
+/// `POST /admin/users/{id}/role`: "Make admin" or "Remove admin". A user who loses the role
+/// loses the org's live feed at once, on every instance; the org's last admin cannot.
+pub async fn set_role(
+    req: HttpRequest,
+    admin: AdminUser,
+    path: web::Path<String>,
+    form: web::Form<RoleForm>,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, AppError> {
+    let not_found = || AppError::NotFound("There is no such user in your organisation.".into());
+    let id: UserId = path.parse().map_err(|_| not_found())?;
+    let make_admin = match form.admin.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => {
+            return Err(AppError::BadRequest(
+                "The role must be true or false.".into(),
+            ));
+        }
+    };
+    let mut conn = pool.get().await?;
+    let org = admin.0.org_id;
+    let change = match revocation::set_admin(&mut conn, org, id, make_admin, &actor(&admin)).await {
+        Ok(change) => change.ok_or_else(not_found)?,
+        Err(RoleError::LastAdmin(email)) => {
+            let message = format!(
+                "{email} is the only administrator of your organisation: make someone else an administrator first."
+            );
+            return Ok(flash::redirect(&req, "/admin", Flash::error(message)));
+        }
+        Err(RoleError::Database(e)) => return Err(e.into()),
+    };
+    let email = &change.user.email;
+    let (message, to) = match (make_admin, change.user.id == admin.0.id) {
+        (true, _) => (format!("{email} is now an administrator."), "/admin"),
+        (false, false) => (format!("{email} is no longer an administrator."), "/admin"),
+        (false, true) => ("You are no longer an administrator.".to_owned(), "/todos"),
+    };
+    Ok(flash::redirect(&req, to, Flash::info(message)))
 }

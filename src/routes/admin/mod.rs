@@ -1,5 +1,5 @@
-//! `/admin`: the org's administrators watch sessions and sign users out, read the audit log and
-//! manage Universal Logout credentials. Every route asks for [`AdminUser`], and every query is
+//! `/admin`: the org's administrators watch sessions and sign users out, make and remove
+//! admins, read the audit log and manage Universal Logout credentials. Every route asks for [`AdminUser`], and every query is
 //! scoped to the admin's own org: another org's user, session or key is "not found".
 //!
 //! [`AdminUser`]: crate::auth::AdminUser
@@ -40,6 +40,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/users/{id}/logout",
             web::post().to(dashboard::log_out_user),
+        )
+        .route(
+            "/admin/users/{id}/role",
+            web::post().to(dashboard::set_role),
         )
         .route(
             "/admin/sessions/{id}/logout",

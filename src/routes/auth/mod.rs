@@ -13,6 +13,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(login::login)),
     )
     .route("/logout", web::post().to(logout::logout))
-    .route("/auth/oidc/start", web::get().to(sso::start))
+    .service(
+        web::resource("/auth/oidc/start")
+            .route(web::get().to(sso::start_form))
+            .route(web::post().to(sso::start)),
+    )
     .route("/auth/oidc/callback", web::get().to(sso::callback));
 }

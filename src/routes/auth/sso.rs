@@ -1,9 +1,18 @@
-//! `GET /auth/oidc/start` and `GET /auth/oidc/callback`: sign-in through the org's identity
+//! `POST /auth/oidc/start` and `GET /auth/oidc/callback`: sign-in through the org's identity
 //! provider. The flow's `state`, `nonce` and PKCE verifier stay server-side for ten minutes and
 //! are used once; the browser that started the flow holds the state in a signed cookie, so a
 //! callback cannot be replayed from another browser (login CSRF).
+//!
+//! Starting is a POST from the sign-in page, so the CSRF guard refuses a start from another
+//! site: a link or form there cannot sign a visitor into the attacker's org, replacing their
+//! session. Starts are limited per client address, since each one stores a row for ten minutes.
 
-use actix_web::{HttpRequest, HttpResponse, cookie::time::Duration, http::StatusCode, web};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    cookie::time::Duration,
+    http::{StatusCode, header},
+    web,
+};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -17,6 +26,7 @@ use crate::{
         models::{NewUser, OidcLogin, Org, User},
     },
     error::{AppError, is_unique_violation},
+    rate_limit::{self, Limits},
     secret_box::SecretBox,
     signed_cookie::{self, CookieSigner},
     startup::PublicUrl,
@@ -28,9 +38,11 @@ const COOKIE_PATH: &str = "/auth/oidc";
 const LOGIN_TTL_MINUTES: i64 = 10;
 const CALLBACK: &str = "/auth/oidc/callback";
 const EXPIRED: &str = "This sign-in has expired or was already used. Please start again.";
+/// The longest work email or org ID (the form's `maxlength`).
+const MAX_TYPED_CHARS: usize = 254;
 
 #[derive(Deserialize)]
-pub struct StartQuery {
+pub struct StartForm {
     org: Option<String>,
 }
 
@@ -53,20 +65,58 @@ fn idp_of(org: &Org, secrets: &SecretBox) -> Result<Option<Idp>, AppError> {
     }))
 }
 
-/// `GET /auth/oidc/start?org=…`, where `org` is a work email (routed by its domain) or an org ID.
+/// `GET /auth/oidc/start?org=…` (an old link or bookmark): the sign-in page with the SSO field
+/// filled in. Nothing starts until the person presses the button, so another site's link cannot
+/// start a sign-in.
+pub async fn start_form(req: HttpRequest, query: web::Query<StartForm>) -> HttpResponse {
+    let typed = query.org.as_deref().unwrap_or_default().trim();
+    let sso = if typed.chars().count() > MAX_TYPED_CHARS || typed.chars().any(char::is_control) {
+        ""
+    } else {
+        typed
+    };
+    let page = LoginPage {
+        sso: sso.to_owned(),
+        ..LoginPage::blank()
+    };
+    render(&req, StatusCode::OK, page)
+}
+
+/// `POST /auth/oidc/start` with `org`: a work email (routed by its domain) or an org ID.
+#[allow(clippy::too_many_arguments)] // the extractors of one handler
 pub async fn start(
     req: HttpRequest,
-    query: web::Query<StartQuery>,
+    form: web::Form<StartForm>,
     pool: web::Data<Pool>,
     sso: web::Data<Sso>,
     secrets: web::Data<SecretBox>,
     public_url: web::Data<PublicUrl>,
     signer: web::Data<CookieSigner>,
+    limits: web::Data<Limits>,
 ) -> Result<HttpResponse, AppError> {
-    let typed = query.org.as_deref().unwrap_or_default().trim().to_owned();
+    let typed = form.org.as_deref().unwrap_or_default().trim().to_owned();
     let fail =
         |status, message: &str| Ok(render(&req, status, LoginPage::sso_failed(&typed, message)));
-    if typed.is_empty() || typed.chars().any(char::is_control) {
+    // Every start counts, finished or not: each stores a row until it expires.
+    let address = format!("ip:{}", limits.client_ip(&req));
+    if let Some(wait) = limits.sso_start_per_ip.retry_after(&address) {
+        let minutes = wait.as_secs().div_ceil(60);
+        let message = format!(
+            "Too many sign-ins were started from your network. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        );
+        let mut response = fail(StatusCode::TOO_MANY_REQUESTS, &message)?;
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_str(&rate_limit::seconds(wait)).expect("digits"),
+        );
+        return Ok(response);
+    }
+    limits.sso_start_per_ip.failed(&address);
+    if typed.is_empty()
+        || typed.chars().count() > MAX_TYPED_CHARS
+        || typed.chars().any(char::is_control)
+    {
         return fail(
             StatusCode::BAD_REQUEST,
             "Enter your work email or your organisation's ID.",

@@ -1,0 +1,139 @@
+//! The hub, without a database: which streams hear what, and when they close.
+
+use futures_util::StreamExt as _;
+
+use super::*;
+use crate::db::models::RevocationSource;
+
+fn notice(org: OrgId, user: UserId, session: Option<SessionId>) -> Notice {
+    Notice {
+        revocation_id: 1,
+        org_id: org,
+        user_id: user,
+        session_ids: session.into_iter().collect(),
+        source: RevocationSource::Ual,
+        actor: "test".into(),
+        sessions_ended: 1,
+        at_ms: 0,
+    }
+}
+
+async fn next_event_name(sub: &mut Subscription) -> Option<String> {
+    let event = tokio::time::timeout(Duration::from_millis(100), sub.next())
+        .await
+        .ok()??;
+    match event {
+        Event::Data(data) => Some(format!("{data:?}")),
+        Event::Comment(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn a_user_revocation_reaches_only_that_users_streams_and_closes_them() {
+    let hub = Hub::new(Duration::from_secs(15));
+    let (org, alice, bob) = (OrgId::new(), UserId::new(), UserId::new());
+    let (laptop, phone, bobs) = (SessionId::new(), SessionId::new(), SessionId::new());
+    let mut tab1 = hub.subscribe(laptop, alice, org, Feed::User);
+    let mut tab2 = hub.subscribe(laptop, alice, org, Feed::User);
+    let mut on_phone = hub.subscribe(phone, alice, org, Feed::User);
+    let mut bob_tab = hub.subscribe(bobs, bob, org, Feed::User);
+    let mut dashboard = hub.subscribe(SessionId::new(), UserId::new(), org, Feed::Admin);
+
+    hub.revoked(&notice(org, alice, None));
+
+    for sub in [&mut tab1, &mut tab2, &mut on_phone] {
+        assert!(next_event_name(sub).await.unwrap().contains("logout"));
+        assert!(
+            sub.next().await.is_none(),
+            "the stream ends after the logout"
+        );
+    }
+    assert!(next_event_name(&mut bob_tab).await.is_none());
+    assert!(
+        next_event_name(&mut dashboard)
+            .await
+            .unwrap()
+            .contains("revoked")
+    );
+    assert_eq!(hub.stream_count(), 2, "bob's tab and the dashboard remain");
+}
+
+#[tokio::test]
+async fn a_session_revocation_leaves_the_users_other_sessions() {
+    let hub = Hub::new(Duration::from_secs(15));
+    let (org, alice) = (OrgId::new(), UserId::new());
+    let (laptop, phone) = (SessionId::new(), SessionId::new());
+    let mut on_laptop = hub.subscribe(laptop, alice, org, Feed::User);
+    let mut on_phone = hub.subscribe(phone, alice, org, Feed::User);
+
+    hub.revoked(&notice(org, alice, Some(laptop)));
+
+    assert!(
+        next_event_name(&mut on_laptop)
+            .await
+            .unwrap()
+            .contains("logout")
+    );
+    assert!(next_event_name(&mut on_phone).await.is_none());
+    assert_eq!(hub.held_sessions(), vec![phone]);
+}
+
+#[tokio::test]
+async fn a_sessions_stream_beyond_the_cap_closes_its_oldest() {
+    let hub = Hub::new(Duration::from_secs(15));
+    let (org, alice, laptop) = (OrgId::new(), UserId::new(), SessionId::new());
+    let mut subs: Vec<Subscription> = (0..MAX_STREAMS_PER_SESSION)
+        .map(|_| hub.subscribe(laptop, alice, org, Feed::User))
+        .collect();
+    let other = hub.subscribe(SessionId::new(), alice, org, Feed::User);
+
+    let newest = hub.subscribe(laptop, alice, org, Feed::Admin);
+
+    assert!(subs[0].next().await.is_none(), "the oldest stream ended");
+    assert_eq!(hub.stream_count(), MAX_STREAMS_PER_SESSION + 1);
+    assert_eq!(
+        hub.lock().by_session[&laptop].len(),
+        MAX_STREAMS_PER_SESSION
+    );
+    assert!(hub.lock().entries.contains_key(&newest.id));
+    drop((subs, other));
+}
+
+#[tokio::test]
+async fn losing_the_admin_role_closes_only_that_users_org_feeds() {
+    let hub = Hub::new(Duration::from_secs(15));
+    let (org, demoted, other) = (OrgId::new(), UserId::new(), UserId::new());
+    let session = SessionId::new();
+    let mut feed = hub.subscribe(session, demoted, org, Feed::Admin);
+    let mut tab = hub.subscribe(session, demoted, org, Feed::User);
+    let mut other_feed = hub.subscribe(SessionId::new(), other, org, Feed::Admin);
+
+    hub.lost_admin(demoted);
+
+    assert!(
+        next_event_name(&mut feed)
+            .await
+            .unwrap()
+            .contains("demoted")
+    );
+    assert!(feed.next().await.is_none(), "the feed ends");
+    assert!(next_event_name(&mut tab).await.is_none(), "the tab stays");
+    assert!(next_event_name(&mut other_feed).await.is_none());
+    assert_eq!(hub.admin_users(), vec![other]);
+    assert_eq!(hub.stream_count(), 2);
+}
+
+#[tokio::test]
+async fn dropped_streams_unregister_and_other_orgs_hear_nothing() {
+    let hub = Hub::new(Duration::from_secs(15));
+    let (acme, globex, alice) = (OrgId::new(), OrgId::new(), UserId::new());
+    let tab = hub.subscribe(SessionId::new(), alice, acme, Feed::User);
+    let mut globex_admin = hub.subscribe(SessionId::new(), UserId::new(), globex, Feed::Admin);
+    drop(tab);
+    assert_eq!(hub.stream_count(), 1);
+
+    hub.revoked(&notice(acme, alice, None));
+
+    assert!(next_event_name(&mut globex_admin).await.is_none());
+    assert!(!hub.lock().by_user.contains_key(&alice));
+}
