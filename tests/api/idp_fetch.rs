@@ -180,7 +180,7 @@ async fn sso_app(discovery: Value) -> (TestApp, TestIdp) {
 
 /// Where `/auth/oidc/start` for acme sends the browser, or its status when it does not.
 async fn sso_start(app: &TestApp) -> Result<String, StatusCode> {
-    let started = app.browser().get("/auth/oidc/start?org=acme").await;
+    let started = crate::oidc_provider::start_sso(&app.browser(), "acme").await;
     match started.status() {
         StatusCode::SEE_OTHER => Ok(started.headers()["location"].to_str().unwrap().to_owned()),
         status => Err(status),

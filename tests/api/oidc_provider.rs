@@ -57,14 +57,29 @@ impl OidcProvider {
             .arg(script)
             .env("IDP_CONFIG", config.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("node runs");
+        // Its stderr is kept (and drained, so it never blocks) to explain a failed start.
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let drain = {
+            let stderr = stderr.clone();
+            let pipe = BufReader::new(process.stderr.take().unwrap());
+            std::thread::spawn(move || {
+                for line in pipe.lines().map_while(Result::ok) {
+                    stderr.lock().unwrap().push_str(&line);
+                }
+            })
+        };
         let mut line = String::new();
         BufReader::new(process.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let ready: Value = serde_json::from_str(&line).expect("the provider's ready line");
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            let _ = process.wait();
+            let _ = drain.join();
+            panic!("the provider did not start: {}", stderr.lock().unwrap())
+        });
         let browser = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_provider(Arc::new(reqwest::cookie::Jar::default()))
