@@ -19,6 +19,7 @@ mod pages;
 mod proxy;
 mod session_store;
 mod shutdown;
+mod signin_limits;
 mod sso;
 mod todos;
 mod tokens;
