@@ -16,6 +16,9 @@ use actix_web::HttpRequest;
 
 /// Keys kept before expired windows are swept from memory.
 const SWEEP_ABOVE: usize = 10_000;
+/// Keys kept at most (a few MiB): beyond, attempts under new keys wait, so a flood of
+/// made-up emails or addresses cannot grow the map without bound.
+const MAX_KEYS: usize = 100_000;
 
 /// A window: when it started and the attempts it has counted.
 type Window = (Instant, u32);
@@ -55,6 +58,10 @@ impl RateLimiter {
         if windows.len() > SWEEP_ABOVE {
             let window = self.window;
             windows.retain(|_, (started, _)| started.elapsed() < window);
+        }
+        if windows.len() >= MAX_KEYS && !windows.contains_key(key) {
+            tracing::warn!("rate limiter full: refusing attempts under new keys");
+            return Err(Duration::from_secs(60));
         }
         let entry = windows.entry(key.to_owned()).or_insert((Instant::now(), 0));
         if entry.0.elapsed() >= self.window {
@@ -212,6 +219,16 @@ mod tests {
             "z was released when y refused"
         );
         assert_eq!(all[0].key(), "x");
+    }
+
+    #[test]
+    fn new_keys_wait_once_the_map_is_full() {
+        let limiter = RateLimiter::new(1, Duration::from_secs(60));
+        limiter
+            .lock()
+            .extend((0..MAX_KEYS).map(|i| (i.to_string(), (Instant::now(), 0))));
+        assert!(limiter.reserve("new").is_err());
+        assert!(limiter.reserve("7").is_ok(), "known keys still count");
     }
 
     #[test]
