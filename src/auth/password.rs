@@ -26,8 +26,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// The shortest password accepted when one is set.
 pub const MIN_PASSWORD_CHARS: usize = 10;
-/// The longest a sign-in waits for a hashing thread before it is told to come back.
-pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// The longest a sign-in waits for a hashing thread before it is told to come back (long enough
+/// for a burst of sign-ins on a busy two-core machine).
+pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// Hashing threads at most, however many cores: each keeps a 19 MiB buffer.
 pub const MAX_THREADS: usize = 4;
 /// Sign-ins allowed to wait for a hashing thread; beyond, they are refused at once.
