@@ -35,6 +35,7 @@ struct Counters {
     requests: BTreeMap<(&'static str, String, u16), u64>,
     revocations: BTreeMap<&'static str, u64>,
     durations: Histogram,
+    password_checks: u64,
 }
 
 /// This instance's counters.
@@ -71,6 +72,11 @@ impl Metrics {
         }
         histogram.count += 1;
         histogram.sum += seconds;
+    }
+
+    /// Counts password verifications (argon2 runs) made by sign-ins.
+    pub fn password_checks(&self, n: u64) {
+        self.lock().password_checks += n;
     }
 
     /// Runs a revocation, counting it.
@@ -163,6 +169,12 @@ impl Metrics {
                 "Times the LISTEN connection was re-established.",
                 "counter",
                 hub.reconnects(),
+            ),
+            (
+                "ual_todo_password_checks_total",
+                "Password verifications run by sign-ins.",
+                "counter",
+                counters.password_checks,
             ),
         ];
         for (name, help, kind, value) in gauges {

@@ -1,7 +1,9 @@
-//! Abuse limits: failed sign-ins per account and per IP, failed Universal Logout authentications
-//! per IP. Only failures count, so a valid call is never delayed. Fixed windows, in memory: each
-//! instance counts on its own (N instances allow N times the attempts, still far too few to
-//! guess a password, and nothing for a 262-bit key).
+//! Abuse limits: failed sign-ins per (org, account) and per address, failed Universal Logout
+//! authentications per address. An attempt is *reserved* before its credential is checked, under
+//! the same lock as the check, so concurrent attempts can never exceed a limit; the reservation
+//! is released when the credential turns out valid, so only failures count. Fixed windows, in
+//! memory: each instance counts on its own (N instances allow N times the attempts, still far too
+//! few to guess a password, and nothing for a 262-bit key).
 
 use std::{
     collections::HashMap,
@@ -14,12 +16,18 @@ use actix_web::HttpRequest;
 
 /// Keys kept before expired windows are swept from memory.
 const SWEEP_ABOVE: usize = 10_000;
+/// Keys kept at most (a few MiB): beyond, attempts under new keys wait, so a flood of
+/// made-up emails or addresses cannot grow the map without bound.
+const MAX_KEYS: usize = 100_000;
+
+/// A window: when it started and the attempts it has counted.
+type Window = (Instant, u32);
 
 /// Failures allowed per key and window.
 pub struct RateLimiter {
     limit: u32,
     window: Duration,
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
+    windows: Mutex<HashMap<String, Window>>,
 }
 
 impl RateLimiter {
@@ -31,41 +39,96 @@ impl RateLimiter {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, u32)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Window>> {
         self.windows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How long `key` must wait, if it has used up its failures.
+    /// How long `key` must wait, if it has used up its attempts.
     pub fn retry_after(&self, key: &str) -> Option<Duration> {
         let windows = self.lock();
-        let (started, failures) = windows.get(key)?;
+        let (started, attempts) = windows.get(key)?;
         let left = self.window.checked_sub(started.elapsed())?;
-        (*failures >= self.limit).then_some(left.max(Duration::from_secs(1)))
+        (*attempts >= self.limit).then_some(left.max(Duration::from_secs(1)))
     }
 
-    /// Counts a failure of `key`.
-    pub fn failed(&self, key: &str) {
+    /// Counts an attempt of `key` before it is evaluated, or says how long to wait if `key` has
+    /// none left. The attempt stays counted as a failure unless the reservation is released.
+    pub fn reserve(&self, key: &str) -> Result<Reservation<'_>, Duration> {
         let mut windows = self.lock();
         if windows.len() > SWEEP_ABOVE {
             let window = self.window;
             windows.retain(|_, (started, _)| started.elapsed() < window);
         }
+        if windows.len() >= MAX_KEYS && !windows.contains_key(key) {
+            tracing::warn!("rate limiter full: refusing attempts under new keys");
+            return Err(Duration::from_secs(60));
+        }
         let entry = windows.entry(key.to_owned()).or_insert((Instant::now(), 0));
         if entry.0.elapsed() >= self.window {
             *entry = (Instant::now(), 0);
         }
+        if entry.1 >= self.limit {
+            let left = self.window.saturating_sub(entry.0.elapsed());
+            return Err(left.max(Duration::from_secs(1)));
+        }
         entry.1 += 1;
+        Ok(Reservation {
+            limiter: self,
+            key: key.to_owned(),
+            started: entry.0,
+        })
+    }
+}
+
+/// An attempt counted in advance: dropped, it stays a failure.
+#[must_use = "a reservation counts as a failure unless released"]
+pub struct Reservation<'a> {
+    limiter: &'a RateLimiter,
+    key: String,
+    started: Instant,
+}
+
+impl Reservation<'_> {
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
-    /// Forgets the failures of `key` (after a success).
-    pub fn succeeded(&self, key: &str) {
-        self.lock().remove(key);
+    /// The attempt did not fail (its credential was valid, or it was never evaluated).
+    pub fn release(self) {
+        let mut windows = self.limiter.lock();
+        if let Some(window) = windows.get_mut(&self.key)
+            && window.0 == self.started
+        {
+            window.1 = window.1.saturating_sub(1);
+        }
     }
+
+    /// The attempt signed in: the key's failures are forgotten.
+    pub fn succeeded(self) {
+        self.limiter.lock().remove(&self.key);
+    }
+}
+
+/// Reserves an attempt under every `(limiter, key)`, or under none (how long to wait).
+pub fn reserve_all<'a>(
+    keys: impl IntoIterator<Item = (&'a RateLimiter, String)>,
+) -> Result<Vec<Reservation<'a>>, Duration> {
+    let mut reserved = Vec::new();
+    for (limiter, key) in keys {
+        match limiter.reserve(&key) {
+            Ok(reservation) => reserved.push(reservation),
+            Err(wait) => {
+                reserved.into_iter().for_each(Reservation::release);
+                return Err(wait);
+            }
+        }
+    }
+    Ok(reserved)
 }
 
 /// The limits of an instance.
 pub struct Limits {
-    /// Failed sign-ins per account (email, lowercased).
+    /// Failed sign-ins per (org, account): see `routes::auth::login`.
     pub login_per_account: RateLimiter,
     /// Failed sign-ins per client IP.
     pub login_per_ip: RateLimiter,
@@ -88,8 +151,9 @@ impl Limits {
         }
     }
 
-    /// The client's IP: the peer, or (behind a trusted proxy) the first `X-Forwarded-For` hop.
-    pub fn client_ip(&self, req: &HttpRequest) -> String {
+    /// The client's address: the peer, or (behind a trusted proxy) the first `X-Forwarded-For`
+    /// hop. The one definition, for the limits and for the session list alike.
+    pub fn client_addr(&self, req: &HttpRequest) -> Option<IpAddr> {
         let forwarded = self
             .trust_forwarded_for
             .then(|| {
@@ -104,8 +168,12 @@ impl Limits {
                     .ok()
             })
             .flatten();
-        forwarded
-            .or_else(|| req.peer_addr().map(|a| a.ip()))
+        forwarded.or_else(|| req.peer_addr().map(|a| a.ip()))
+    }
+
+    /// [`Limits::client_addr`] as a limiter key.
+    pub fn client_ip(&self, req: &HttpRequest) -> String {
+        self.client_addr(req)
             .map_or_else(|| "unknown".into(), |ip| ip.to_string())
     }
 }
@@ -120,28 +188,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failures_beyond_the_limit_must_wait_and_success_forgets_them() {
+    fn reservations_beyond_the_limit_must_wait_and_success_forgets_them() {
         let limiter = RateLimiter::new(3, Duration::from_secs(60));
-        for _ in 0..2 {
-            limiter.failed("alice");
-        }
-        assert!(limiter.retry_after("alice").is_none());
-        limiter.failed("alice");
-        let wait = limiter.retry_after("alice").expect("limited");
+        let held: Vec<_> = (0..3).map(|_| limiter.reserve("alice").unwrap()).collect();
+        let wait = limiter
+            .reserve("alice")
+            .err()
+            .expect("limited while three are in flight");
         assert!(wait <= Duration::from_secs(60) && wait >= Duration::from_secs(59));
-        assert!(limiter.retry_after("bob").is_none(), "per key");
-        limiter.succeeded("alice");
+        assert!(limiter.retry_after("alice").is_some());
+        assert!(limiter.reserve("bob").is_ok(), "per key");
+        drop(held); // three failures
+        assert!(limiter.reserve("alice").is_err());
+        limiter.lock().get_mut("alice").unwrap().1 = 2;
+        limiter.reserve("alice").unwrap().succeeded();
         assert!(limiter.retry_after("alice").is_none());
+        assert_eq!(limiter.lock().get("alice"), None);
+    }
+
+    #[test]
+    fn a_released_reservation_does_not_count() {
+        let limiter = RateLimiter::new(1, Duration::from_secs(60));
+        for _ in 0..5 {
+            limiter.reserve("x").unwrap().release();
+        }
+        let all = reserve_all([(&limiter, "x".into()), (&limiter, "y".into())]).unwrap();
+        assert!(
+            reserve_all([(&limiter, "z".into()), (&limiter, "y".into())]).is_err(),
+            "y is used up"
+        );
+        assert!(
+            limiter.reserve("z").is_ok(),
+            "z was released when y refused"
+        );
+        assert_eq!(all[0].key(), "x");
+    }
+
+    #[test]
+    fn new_keys_wait_once_the_map_is_full() {
+        let limiter = RateLimiter::new(1, Duration::from_secs(60));
+        limiter
+            .lock()
+            .extend((0..MAX_KEYS).map(|i| (i.to_string(), (Instant::now(), 0))));
+        assert!(limiter.reserve("new").is_err());
+        assert!(limiter.reserve("7").is_ok(), "known keys still count");
     }
 
     #[test]
     fn a_window_expires() {
         let limiter = RateLimiter::new(1, Duration::from_millis(30));
-        limiter.failed("x");
+        let _ = limiter.reserve("x");
         assert!(limiter.retry_after("x").is_some());
         std::thread::sleep(Duration::from_millis(40));
         assert!(limiter.retry_after("x").is_none());
-        limiter.failed("x");
+        let _ = limiter.reserve("x");
         assert!(limiter.retry_after("x").is_some(), "a new window starts");
     }
 }

@@ -273,8 +273,20 @@ impl TestApp {
 
     /// A new browser: its own cookies, no redirects followed.
     pub fn browser(&self) -> Browser {
+        self.browser_with(reqwest::header::HeaderMap::new())
+    }
+
+    /// A new browser behind a proxy that reports it as `ip` (`X-Forwarded-For`).
+    pub fn browser_from(&self, ip: &str) -> Browser {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", ip.parse().unwrap());
+        self.browser_with(headers)
+    }
+
+    fn browser_with(&self, headers: reqwest::header::HeaderMap) -> Browser {
         let jar = Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
             .cookie_provider(jar.clone())
             .timeout(Duration::from_secs(20))
@@ -519,4 +531,31 @@ fn cli_process(
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
+}
+
+/// Starts the `ual-todo` binary as a server on `db` and returns it with its address.
+pub fn serve(db: &TestDb) -> (std::process::Child, String) {
+    use std::{
+        io::{BufRead as _, BufReader},
+        process::{Command, Stdio},
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
+        .env("DATABASE_URL", db.url.expose())
+        .env("BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the server logs where it serves")
+            .unwrap();
+        if let Some(at) = line.split("serving at ").nth(1) {
+            break at.trim().trim_end_matches('/').to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {}); // keep draining its log
+    (child, address)
 }

@@ -23,6 +23,7 @@ mod pages;
 mod proxy;
 mod session_store;
 mod shutdown;
+mod signin_limits;
 mod sso;
 mod sso_start;
 mod todos;

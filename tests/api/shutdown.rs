@@ -1,38 +1,11 @@
 //! Graceful shutdown of a real `ual-todo` process: SIGTERM closes the live streams at once (the
 //! browser reconnects to another instance), lets in-flight requests finish, and exits cleanly.
 
-use std::{
-    io::{BufRead as _, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{EventStream, TestDb, spawn_app_with};
-
-/// Starts the binary on `db` and returns it with its address.
-fn serve(db: &TestDb) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ual-todo"))
-        .env("DATABASE_URL", db.url.expose())
-        .env("BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the server logs where it serves")
-            .unwrap();
-        if let Some(at) = line.split("serving at ").nth(1) {
-            break at.trim().trim_end_matches('/').to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {}); // keep draining its log
-    (child, address)
-}
+use crate::helpers::{EventStream, serve, spawn_app_with};
 
 #[tokio::test]
 async fn sigterm_closes_streams_finishes_requests_and_exits_cleanly() {

@@ -83,6 +83,12 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Server memory after many password sign-ins and sign-outs, four at a time.
+    SigninSoak {
+        /// Sign-in/sign-out cycles after the warm-up.
+        #[arg(long, default_value_t = 2_600)]
+        cycles: usize,
+    },
     /// Every scenario above with its defaults: one table, `target/bench/all.json`.
     All,
     /// Internal: serve the app (what the scenarios start as separate processes).
@@ -167,6 +173,9 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             "pages",
             &pages::run(&todos, connections, Duration::from_secs(seconds)).await?,
         ),
+        Command::SigninSoak { cycles } => {
+            report::publish("signin-soak", &scenarios::signin_soak::run(cycles).await?)
+        }
         Command::All => all().await,
         Command::Serve { .. } => unreachable!("handled in main"),
     }
@@ -193,6 +202,7 @@ async fn all() -> anyhow::Result<()> {
             "pages",
             pages::run(&[2, 20, 200], 64, Duration::from_secs(10)).await,
         ),
+        ("signin-soak", scenarios::signin_soak::run(2_600).await),
     ];
     for (name, result) in results {
         match result {

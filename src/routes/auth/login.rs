@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use actix_identity::Identity;
 use actix_session::SessionExt as _;
 use actix_web::{
@@ -15,7 +17,8 @@ use crate::{
     db::{Pool, ids::SessionId, models::User},
     error::AppError,
     flash::{self, Flash},
-    rate_limit::{self, Limits},
+    metrics::Metrics,
+    rate_limit::{self, Limits, Reservation},
     routes::page,
     session_store::{META_KEY, SessionMeta},
 };
@@ -122,12 +125,17 @@ pub struct LoginForm {
     org: Option<String>,
 }
 
-/// `POST /login`: checks the password off the async workers, then starts a fresh session.
+/// `POST /login`: checks the password on the hashing threads, then starts a fresh session.
+///
+/// Each attempt is reserved under its address and under every (org, account) the email may
+/// name before any hashing, so concurrent guesses cannot exceed the limits; a success clears
+/// only the account that signed in.
 pub async fn login(
     req: HttpRequest,
     form: web::Form<LoginForm>,
     pool: web::Data<Pool>,
     limits: web::Data<Limits>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, AppError> {
     let LoginForm {
         email,
@@ -146,38 +154,35 @@ pub async fn login(
             error: Some(message.to_owned()),
             ..LoginPage::blank()
         };
-        Ok(render(&req, status, form))
+        render(&req, status, form)
     };
-
-    if email.is_empty() || password.expose_secret().is_empty() {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "Enter your email and your password.",
-            false,
-        );
-    }
-    if password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
-        return refuse(StatusCode::BAD_REQUEST, "That password is too long.", false);
-    }
-    // Too many failures for this account or from this address: refused before any hashing.
-    let account = format!("account:{}", email.to_lowercase());
-    let ip = format!("ip:{}", limits.client_ip(&req));
-    let wait = limits
-        .login_per_account
-        .retry_after(&account)
-        .max(limits.login_per_ip.retry_after(&ip));
-    if let Some(wait) = wait {
+    let too_many = |wait: Duration| {
         let minutes = wait.as_secs().div_ceil(60);
         let message = format!(
             "Too many failed sign-ins. Try again in {minutes} minute{}.",
             if minutes == 1 { "" } else { "s" }
         );
-        let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, &message, false)?;
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            header::HeaderValue::from_str(&rate_limit::seconds(wait)).expect("digits"),
-        );
-        return Ok(response);
+        retry_after(refuse(StatusCode::TOO_MANY_REQUESTS, &message, false), wait)
+    };
+
+    if email.is_empty() || password.expose_secret().is_empty() {
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            "Enter your email and your password.",
+            false,
+        ));
+    }
+    if password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            "That password is too long.",
+            false,
+        ));
+    }
+    // An address over its limit is refused before the database is asked.
+    let ip = format!("ip:{}", limits.client_ip(&req));
+    if let Some(wait) = limits.login_per_ip.retry_after(&ip) {
+        return Ok(too_many(wait));
     }
 
     // No account has control characters in its email (nor could PostgreSQL compare a NUL).
@@ -190,39 +195,89 @@ pub async fn login(
     if let Some(org) = &org {
         candidates.retain(|(_, slug)| slug == org);
     }
-    let mut matched = web::block(move || {
-        if candidates.is_empty() {
-            password::verify(password.expose_secret(), None);
-        }
-        candidates
-            .into_iter()
-            .filter(|(user, _)| {
-                password::verify(password.expose_secret(), user.password_hash.as_deref())
-            })
-            .collect::<Vec<_>>()
-    })
-    .await?;
-
-    if matched.is_empty() {
-        limits.login_per_account.failed(&account);
-        limits.login_per_ip.failed(&ip);
+    let email_key = email.to_lowercase();
+    let account = |user: Option<&User>| match user {
+        Some(user) => format!("account:{}:{email_key}", user.org_id),
+        None => format!("account:-:{email_key}"),
+    };
+    let accounts: Vec<String> = if candidates.is_empty() {
+        vec![account(None)]
     } else {
-        limits.login_per_account.succeeded(&account);
+        candidates
+            .iter()
+            .map(|(user, _)| account(Some(user)))
+            .collect()
+    };
+    let keys = std::iter::once((&limits.login_per_ip, ip)).chain(
+        accounts
+            .into_iter()
+            .map(|key| (&limits.login_per_account, key)),
+    );
+    let reserved = match rate_limit::reserve_all(keys) {
+        Ok(reserved) => reserved,
+        Err(wait) => return Ok(too_many(wait)),
+    };
+
+    let hashes = candidates
+        .iter()
+        .map(|(user, _)| user.password_hash.clone())
+        .collect();
+    let Ok(verdicts) = password::verify_each(password, hashes).await else {
+        reserved.into_iter().for_each(Reservation::release);
+        let busy = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Many people are signing in right now. Please try again in a few seconds.",
+            false,
+        );
+        return Ok(retry_after(busy, password::QUEUE_WAIT));
+    };
+    metrics.password_checks(password::checks(candidates.len()));
+    let mut matched: Vec<User> = candidates
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|((user, _), ok)| ok.then_some(user))
+        .collect();
+
+    // A failure keeps every reservation counted; a right password counts against none.
+    if !matched.is_empty() {
+        let signed_in = (matched.len() == 1).then(|| account(matched.first()));
+        for reservation in reserved {
+            if signed_in.as_deref() == Some(reservation.key()) {
+                reservation.succeeded();
+            } else {
+                reservation.release();
+            }
+        }
     }
     let user = match matched.len() {
-        0 => return refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS, org.is_some()),
-        1 => matched.remove(0).0,
+        0 => {
+            return Ok(refuse(
+                StatusCode::UNAUTHORIZED,
+                BAD_CREDENTIALS,
+                org.is_some(),
+            ));
+        }
+        1 => matched.remove(0),
         _ => {
-            return refuse(
+            return Ok(refuse(
                 StatusCode::UNAUTHORIZED,
                 "This email has accounts in several organisations: enter your organisation's ID too.",
                 true,
-            );
+            ));
         }
     };
 
     tracing::info!(user_id = %user.id, org_id = %user.org_id, "signed in with a password");
     sign_in(&req, &user, None)
+}
+
+/// `response` with a `Retry-After` of `wait`.
+fn retry_after(mut response: HttpResponse, wait: Duration) -> HttpResponse {
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_str(&rate_limit::seconds(wait)).expect("digits"),
+    );
+    response
 }
 
 /// Starts a fresh session for `user`: the key is renewed (a key planted before sign-in is
@@ -242,7 +297,11 @@ pub fn sign_in(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        // The address the limits see (behind a trusted proxy, the client's, not the proxy's).
+        ip: req
+            .app_data::<web::Data<Limits>>()
+            .and_then(|limits| limits.client_addr(req))
+            .map(|ip| ip.to_string()),
         oidc_sid,
     };
     let failed =

@@ -65,26 +65,33 @@ async fn global_token_revocation(
     limits: web::Data<Limits>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    // Authentication is checked first, whatever the address: a valid call is never delayed.
+    // An address over its limit is refused before any credential work (no key lookup, no JWKS
+    // fetch); the attempt is reserved first, so concurrent calls cannot exceed the limit either.
     let ip = limits.client_ip(&req);
-    let authenticated = match auth::bearer(&req) {
-        Ok(credential) => {
-            let mut conn = pool.get().await?;
-            credential::authenticate(&mut conn, credential, &jwks, &public_url.join(PATH)).await
+    let reservation = match limits.ual_per_ip.reserve(&ip) {
+        Ok(reservation) => reservation,
+        Err(wait) => {
+            tracing::warn!(ip, "too many failed Universal Logout authentications");
+            return Ok(too_many(wait));
         }
-        Err(e) => Err(e),
     };
+    let authenticated = async {
+        let credential = auth::bearer(&req)?;
+        let mut conn = pool.get().await?;
+        credential::authenticate(&mut conn, credential, &jwks, &public_url.join(PATH)).await
+    }
+    .await;
     let caller = match authenticated {
-        Ok(caller) => caller,
-        Err(AppError::Unauthorized(why)) => {
-            limits.ual_per_ip.failed(&ip);
-            if let Some(wait) = limits.ual_per_ip.retry_after(&ip) {
-                tracing::warn!(ip, "too many failed Universal Logout authentications");
-                return Ok(too_many(wait));
-            }
-            return Err(AppError::Unauthorized(why).into());
+        Ok(caller) => {
+            reservation.release();
+            caller
         }
-        Err(other) => return Err(other.into()),
+        // Only a refused credential counts (the reservation stays); an outage does not.
+        Err(refused @ AppError::Unauthorized(_)) => return Err(refused.into()),
+        Err(other) => {
+            reservation.release();
+            return Err(other.into());
+        }
     };
     tracing::Span::current().record("org", caller.org.slug.as_str());
     if caller.org.disabled_at.is_some() {

@@ -2,5 +2,6 @@
 
 pub mod fanout;
 pub mod pages;
+pub mod signin_soak;
 pub mod ual;
 pub mod ual_big;
