@@ -5,11 +5,15 @@ use std::process::Output;
 
 use crate::helpers::{
     Browser, TestApp, TestDb, assert_is_redirect_to, count, run_cli, run_cli_strict, spawn_app,
+    spawn_app_with,
 };
 
 /// An app with org `acme` and a browser signed in as its admin.
 async fn admin() -> (TestApp, Browser) {
-    let app = spawn_app().await;
+    admin_of(spawn_app().await).await
+}
+
+async fn admin_of(app: TestApp) -> (TestApp, Browser) {
     let acme = app.create_org("acme").await;
     let admin = app.create_user(acme.id, "admin@acme.test", true).await;
     let browser = app.signed_in(&admin).await;
@@ -41,6 +45,23 @@ async fn the_admin_form_refuses_a_plain_http_issuer_off_loopback() {
     .await;
 
     assert!(page.contains("must be an https:// URL"), "{page}");
+    assert_eq!(count(&app.db, "orgs WHERE idp_issuer IS NOT NULL"), 0);
+}
+
+#[tokio::test]
+async fn without_the_insecure_flag_the_admin_form_refuses_loopback_issuers() {
+    let app = spawn_app_with(|settings| settings.allow_insecure_idp = false).await;
+    let (app, browser) = admin_of(app).await;
+
+    for issuer in [
+        "http://127.0.0.1:8443",
+        "https://127.0.0.1:8443",
+        "https://[::1]",
+    ] {
+        let page = save_idp(&browser, &[("issuer", issuer), ("client_id", "0oa1")]).await;
+        assert!(page.contains("The issuer"), "{issuer}: {page}");
+    }
+
     assert_eq!(count(&app.db, "orgs WHERE idp_issuer IS NOT NULL"), 0);
 }
 
