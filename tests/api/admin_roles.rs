@@ -130,6 +130,34 @@ async fn a_demotion_on_one_instance_closes_the_feed_on_another() {
 }
 
 #[tokio::test]
+async fn a_demotion_missed_while_not_listening_closes_the_feed_after_reconnecting() {
+    use diesel::prelude::*;
+    let a = acme().await;
+    let other = a.app.signed_in(&a.other_admin).await;
+    let mut feed = EventStream::open(&other, "/admin/events").await.unwrap();
+    wait_for(&a.app.hub, 1).await;
+
+    // Cut the listener, and demote in a way no notice announces.
+    let mut conn = a.app.db.connect();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}' \
+         AND datname = current_database()",
+        ual_todo::live::LISTENER_NAME
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    diesel::update(ual_todo::db::schema::users::table.find(a.other_admin.user.id))
+        .set(ual_todo::db::schema::users::is_admin.eq(false))
+        .execute(&mut conn)
+        .unwrap();
+
+    let event = feed.next(Duration::from_secs(5)).await;
+    assert_eq!(event.map(|e| e.name).as_deref(), Some("demoted"));
+    assert!(feed.closes(AT_ONCE).await);
+    assert!(a.app.hub.reconnects() >= 1);
+}
+
+#[tokio::test]
 async fn the_last_admin_cannot_remove_their_own_role() {
     let a = acme().await;
     let admin = a.app.signed_in(&a.admin).await;
