@@ -100,10 +100,16 @@ async fn a_demoted_admin_loses_the_live_feed_at_once() {
 
     assert_is_redirect_to(&answer, "/admin");
     assert_eq!(feed.next(AT_ONCE).await.unwrap().name, "demoted");
-    assert!(feed.closes(AT_ONCE).await);
+    assert!(feed.closes(AT_ONCE).await, "and nothing after it");
     eprintln!(
         "demoted: the feed closed {:?} after the click",
         started.elapsed()
+    );
+    let _alice = a.app.signed_in(&a.alice).await;
+    assert_eq!(
+        feed.next(Duration::from_millis(300)).await,
+        None,
+        "no sign-in"
     );
     assert!(!is_admin(&a.app, &a.other_admin).await);
     let reopened = EventStream::open(&other, "/admin/events").await;
