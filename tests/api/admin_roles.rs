@@ -94,12 +94,24 @@ async fn a_demoted_admin_loses_the_live_feed_at_once() {
     let other = a.app.signed_in(&a.other_admin).await;
     let mut feed = EventStream::open(&other, "/admin/events").await.unwrap();
     wait_for(&a.app.hub, 1).await;
+    let started = std::time::Instant::now();
 
     let answer = set_admin(&admin, &a.other_admin, false).await;
 
     assert_is_redirect_to(&answer, "/admin");
+    assert_eq!(feed.next(AT_ONCE).await.unwrap().name, "demoted");
+    assert!(feed.closes(AT_ONCE).await, "and nothing after it");
+    eprintln!(
+        "demoted: the feed closed {:?} after the click",
+        started.elapsed()
+    );
+    let _alice = a.app.signed_in(&a.alice).await;
+    assert_eq!(
+        feed.next(Duration::from_millis(300)).await,
+        None,
+        "no sign-in"
+    );
     assert!(!is_admin(&a.app, &a.other_admin).await);
-    assert_feed_ends(&a, &mut feed).await;
     let reopened = EventStream::open(&other, "/admin/events").await;
     assert_eq!(reopened.err().unwrap().status(), StatusCode::FORBIDDEN);
     let flash = admin.page("/admin").await;
@@ -127,6 +139,34 @@ async fn a_demotion_on_one_instance_closes_the_feed_on_another() {
 
     assert_feed_ends(&a, &mut feed).await;
     assert_eq!(b_hub.stream_count(), 0);
+}
+
+#[tokio::test]
+async fn a_demotion_missed_while_not_listening_closes_the_feed_after_reconnecting() {
+    use diesel::prelude::*;
+    let a = acme().await;
+    let other = a.app.signed_in(&a.other_admin).await;
+    let mut feed = EventStream::open(&other, "/admin/events").await.unwrap();
+    wait_for(&a.app.hub, 1).await;
+
+    // Cut the listener, and demote in a way no notice announces.
+    let mut conn = a.app.db.connect();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}' \
+         AND datname = current_database()",
+        ual_todo::live::LISTENER_NAME
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    diesel::update(ual_todo::db::schema::users::table.find(a.other_admin.user.id))
+        .set(ual_todo::db::schema::users::is_admin.eq(false))
+        .execute(&mut conn)
+        .unwrap();
+
+    let event = feed.next(Duration::from_secs(5)).await;
+    assert_eq!(event.map(|e| e.name).as_deref(), Some("demoted"));
+    assert!(feed.closes(AT_ONCE).await);
+    assert!(a.app.hub.reconnects() >= 1);
 }
 
 #[tokio::test]

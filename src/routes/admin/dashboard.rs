@@ -295,7 +295,7 @@ pub struct RoleForm {
 }
 
 /// `POST /admin/users/{id}/role`: "Make admin" or "Remove admin". A user who loses the role
-/// loses the org's live feed at once, on every instance; the org's last admin cannot.
+/// loses the org's live feed at once, on every instance; the org's last admin keeps the role.
 pub async fn set_role(
     req: HttpRequest,
     admin: AdminUser,
