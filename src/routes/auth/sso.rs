@@ -97,9 +97,10 @@ pub async fn start(
     let typed = form.org.as_deref().unwrap_or_default().trim().to_owned();
     let fail =
         |status, message: &str| Ok(render(&req, status, LoginPage::sso_failed(&typed, message)));
-    // Every start counts, finished or not: each stores a row until it expires.
+    // Every start counts, finished or not (each stores a row until it expires), so the
+    // reservation is kept, never released; reserving is atomic, so a burst cannot overshoot.
     let address = format!("ip:{}", limits.client_ip(&req));
-    if let Some(wait) = limits.sso_start_per_ip.retry_after(&address) {
+    if let Err(wait) = limits.sso_start_per_ip.reserve(&address) {
         let minutes = wait.as_secs().div_ceil(60);
         let message = format!(
             "Too many sign-ins were started from your network. Try again in {minutes} minute{}.",
@@ -112,7 +113,6 @@ pub async fn start(
         );
         return Ok(response);
     }
-    limits.sso_start_per_ip.failed(&address);
     if typed.is_empty()
         || typed.chars().count() > MAX_TYPED_CHARS
         || typed.chars().any(char::is_control)
