@@ -511,7 +511,7 @@ async fn key_list(conn: &mut AsyncPgConnection, slug: &str, json: bool) -> Resul
             println!(
                 "{}  {state}  created {}",
                 k.prefix,
-                crate::routes::format_time(&k.created_at)
+                crate::page::format_time(&k.created_at)
             );
         }
     }

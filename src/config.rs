@@ -215,6 +215,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// The URL the app is reached at, as users and identity providers see it.
+#[derive(Clone, Debug)]
+pub struct PublicUrl(pub Url);
+
+impl PublicUrl {
+    /// `scheme://host[:port]`, as browsers send it in `Origin`.
+    pub fn origin(&self) -> String {
+        self.0.origin().ascii_serialization()
+    }
+
+    /// An absolute URL for `path` on this app.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{}", self.0.as_str().trim_end_matches('/'), path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,8 +94,7 @@ impl From<actix_web::error::BlockingError> for AppError {
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
-    pub viewer: Option<crate::auth::Viewer>,
-    pub flash: Option<crate::flash::Flash>,
+    pub frame: crate::page::Frame,
     pub status: u16,
     pub title: &'a str,
     pub message: String,
@@ -126,8 +125,7 @@ impl ResponseError for AppError {
         }
         let status = self.status_code();
         let page = ErrorPage {
-            viewer: None,
-            flash: None,
+            frame: crate::page::Frame::without_flash(None),
             status: status.as_u16(),
             title: status.canonical_reason().unwrap_or("Error"),
             message: self.to_string(),
@@ -209,37 +207,18 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     )
 }
 
-/// Whether a path answers in JSON (APIs, identity-provider calls, event streams) rather than
-/// with pages.
-pub fn is_json_route(path: &str) -> bool {
-    const JSON: &[&str] = &[
-        "/api/",
-        "/global-token-revocation",
-        "/backchannel-logout",
-        "/events",
-        "/admin/events",
-        "/healthz",
-    ];
-    JSON.iter().any(|prefix| path.starts_with(prefix))
-}
-
-/// Middleware, outside the session layer: the session store fails only when the database does,
-/// and actix-session would answer an opaque 500. Answer 503 instead, as a page or as JSON, so
-/// people see what is going on and identity providers retry. Nobody is ever signed in by it.
+/// Middleware, outside the session layer of the browser routes: the session store fails only
+/// when the database does, and actix-session would answer an opaque 500. Answer 503 instead, so
+/// people see what is going on. Nobody is ever signed in by it. (Machine endpoints have no
+/// session layer: their own errors answer in JSON.)
 pub async fn storage_failures_are_unavailable(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let json = is_json_route(req.path());
     next.call(req).await.map_err(|e| {
         if e.as_response_error().status_code() != StatusCode::INTERNAL_SERVER_ERROR {
             return e;
         }
-        let unavailable = AppError::Unavailable(anyhow::anyhow!("session storage failed: {e}"));
-        if json {
-            ApiError(unavailable).into()
-        } else {
-            unavailable.into()
-        }
+        AppError::Unavailable(anyhow::anyhow!("session storage failed: {e}")).into()
     })
 }

@@ -77,13 +77,6 @@ pub fn redirect(req: &HttpRequest, location: &str, flash: Flash) -> HttpResponse
     response.finish()
 }
 
-/// A plain 303 redirect.
-pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
-}
-
 /// Middleware: once a page (anything but a redirect) has been answered, the message is spent.
 pub async fn clear_shown(
     req: ServiceRequest,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod flash;
 pub mod live;
 pub mod metrics;
+pub mod page;
 pub mod rate_limit;
 pub mod revocation;
 pub mod routes;

@@ -11,7 +11,7 @@ use actix_web::{
     App, HttpServer,
     cookie::{Key, SameSite, time::Duration as CookieDuration},
     dev::Server,
-    middleware::{DefaultHeaders, from_fn},
+    middleware::from_fn,
     web,
 };
 use anyhow::Context as _;
@@ -27,7 +27,7 @@ use crate::{
         jwks::JwksCache,
         oidc::Sso,
     },
-    config::Settings,
+    config::{PublicUrl, Settings},
     db::{
         self,
         models::{Setting, User},
@@ -55,22 +55,6 @@ const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SHUTDOWN_TIMEOUT: u64 = 10;
 /// Largest form body accepted (sign-in, todos).
 const FORM_LIMIT: usize = 16 * 1024;
-
-/// The URL the app is reached at, as users and identity providers see it.
-#[derive(Clone, Debug)]
-pub struct PublicUrl(pub Url);
-
-impl PublicUrl {
-    /// `scheme://host[:port]`, as browsers send it in `Origin`.
-    pub fn origin(&self) -> String {
-        self.0.origin().ascii_serialization()
-    }
-
-    /// An absolute URL for `path` on this app.
-    pub fn join(&self, path: &str) -> String {
-        format!("{}{}", self.0.as_str().trim_end_matches('/'), path)
-    }
-}
 
 /// A built, bound, not yet running application.
 pub struct Application {
@@ -207,18 +191,24 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     AppError::BadRequest(format!("The address has a malformed query: {e}")).into()
                 }))
-                .configure(routes::config)
-                .default_service(web::to(routes::not_found))
-                .wrap(from_fn(flash::clear_shown))
-                .wrap(
-                    IdentityMiddleware::builder()
-                        .logout_behavior(LogoutBehavior::PurgeSession)
-                        .build(),
+                .configure(routes::machine)
+                .service(
+                    // Everything else: pages with the user's session, behind the CSRF guard.
+                    web::scope("")
+                        .configure(routes::browser)
+                        .default_service(web::to(routes::not_found))
+                        .wrap(from_fn(flash::clear_shown))
+                        .wrap(
+                            IdentityMiddleware::builder()
+                                .logout_behavior(LogoutBehavior::PurgeSession)
+                                .build(),
+                        )
+                        .wrap(sessions)
+                        .wrap(from_fn(crate::error::storage_failures_are_unavailable))
+                        .wrap(from_fn(csrf::reject_cross_origin)),
                 )
-                .wrap(sessions)
-                .wrap(from_fn(crate::error::storage_failures_are_unavailable))
-                .wrap(from_fn(csrf::reject_cross_origin))
-                .wrap(security_headers())
+                .default_service(web::to(routes::not_found))
+                .wrap(crate::page::security_headers())
                 .wrap(from_fn(metrics::count_requests))
                 .wrap(TracingLogger::<RequestSpan>::new())
         })
@@ -287,25 +277,6 @@ async fn cookie_key(conn: &mut AsyncPgConnection, settings: &Settings) -> anyhow
     };
     let bytes = hex::decode(hex_key.trim()).context("the stored cookie key is not hex")?;
     Key::try_from(bytes.as_slice()).context("the cookie key is shorter than 64 bytes")
-}
-
-/// The Content-Security-Policy of every page: nothing inline, nothing from elsewhere.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
-     frame-ancestors 'none'";
-/// The same policy without `form-action`, for the sign-in page (see `routes::auth::login`).
-pub const CSP_WITHOUT_FORM_ACTION: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-     frame-ancestors 'none'";
-
-/// Headers on every response; a handler's own value wins (static files set their own caching).
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add(("Content-Security-Policy", CSP))
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("X-Frame-Options", "DENY"))
-        .add(("Referrer-Policy", "same-origin"))
-        .add(("Cache-Control", "no-store"))
 }
 
 /// Resolves at SIGTERM or Ctrl-C.

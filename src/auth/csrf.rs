@@ -13,11 +13,7 @@ use actix_web::{
     web,
 };
 
-use crate::{error::AppError, startup::PublicUrl};
-
-/// Routes that machines call with their own credentials (bearer tokens, signed JWTs): there is
-/// no ambient browser credential to forge with.
-const EXEMPT_PREFIXES: &[&str] = &["/global-token-revocation", "/backchannel-logout", "/api/"];
+use crate::{config::PublicUrl, error::AppError};
 
 /// Whether a request may go on.
 pub fn allows(method: &Method, headers: &HeaderMap, public_origin: &str) -> bool {
@@ -47,12 +43,11 @@ pub async fn reject_cross_origin(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let exempt = EXEMPT_PREFIXES.iter().any(|p| req.path().starts_with(p));
     let origin = req
         .app_data::<web::Data<PublicUrl>>()
         .map(|u| u.origin())
         .unwrap_or_default();
-    if exempt || allows(req.method(), req.headers(), &origin) {
+    if allows(req.method(), req.headers(), &origin) {
         return next
             .call(req)
             .await

@@ -23,6 +23,7 @@ use crate::{
         models::{AccessToken, User},
     },
     error::{ApiError, AppError},
+    page::{Frame, Viewer},
     secret_token::{self, Kind},
     session_store::{META_KEY, SessionMeta},
 };
@@ -51,6 +52,11 @@ impl CurrentUser {
         })
     }
 
+    /// The frame of a page for this user, with the request's one-shot message.
+    pub fn frame(&self, req: &HttpRequest) -> Frame {
+        Frame::new(req, Some(self.viewer()))
+    }
+
     /// What the page header shows about the user.
     pub fn viewer(&self) -> Viewer {
         Viewer {
@@ -68,15 +74,6 @@ impl FromRequest for CurrentUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(Self::from_request_parts(req).ok_or(AppError::LoginRequired))
     }
-}
-
-/// The signed-in user as the page layout shows them.
-#[derive(Clone, Debug)]
-pub struct Viewer {
-    pub email: String,
-    pub is_admin: bool,
-    /// Names the page's live-logout worker, so each session gets its own.
-    pub session_id: SessionId,
 }
 
 /// A signed-in admin, acting on their own org only. The role is read from the database on every

@@ -23,6 +23,9 @@ use crate::{
 };
 
 /// The event a logout token must carry.
+/// Where identity providers post logout tokens.
+pub const PATH: &str = "/backchannel-logout";
+
 pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Accepted `typ` headers: the spec's `logout+jwt`, the generic `JWT`, or none.
 const TYPES: &[&str] = &["logout+jwt", "application/logout+jwt", "JWT", ""];
@@ -31,7 +34,7 @@ const FORM_LIMIT: usize = 16 * 1024;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/backchannel-logout")
+        web::resource(PATH)
             .app_data(
                 web::FormConfig::default()
                     .limit(FORM_LIMIT)

@@ -13,26 +13,32 @@ pub mod tokens;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::{error::AppError, flash};
+use crate::{error::AppError, page};
 
-/// Mounts every route.
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(home))
-        .configure(auth::config)
-        .configure(todos::config)
-        .configure(tokens::config)
-        .configure(api::config)
-        .configure(events::config)
-        .configure(admin::config)
-        .configure(global_token_revocation::config)
+/// Endpoints that machines call with their own credentials (bearer tokens, signed JWTs), and
+/// static files. They carry no cookie to forge with and need no session, so `startup` mounts
+/// them outside the session and CSRF layers; their errors answer in their own format.
+pub fn machine(cfg: &mut web::ServiceConfig) {
+    cfg.configure(global_token_revocation::config)
         .configure(backchannel_logout::config)
+        .configure(api::config)
         .configure(health::config)
         .configure(assets::config);
 }
 
+/// Pages, their forms and their live streams: behind the session and CSRF layers.
+pub fn browser(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .configure(auth::config)
+        .configure(todos::config)
+        .configure(tokens::config)
+        .configure(events::config)
+        .configure(admin::config);
+}
+
 /// `/` goes to the list; the list sends anonymous visitors on to sign in.
 async fn home() -> HttpResponse {
-    flash::see_other("/todos")
+    page::see_other("/todos")
 }
 
 /// Answers requests for routes that do not exist.
@@ -41,25 +47,4 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
         "There is no page at {}.",
         crate::telemetry::clip(req.path())
     )))
-}
-
-/// A rendered page with the given status.
-pub fn page(
-    req: &HttpRequest,
-    status: actix_web::http::StatusCode,
-    page: impl actix_web::Responder,
-) -> HttpResponse {
-    use actix_web::Responder as _;
-    page.customize()
-        .with_status(status)
-        .respond_to(req)
-        .map_into_boxed_body()
-}
-
-/// A time as pages show it: `2026-11-25 16:57 UTC`.
-pub fn format_time(at: &time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    at.to_offset(time::UtcOffset::UTC)
-        .format(format)
-        .unwrap_or_default()
 }

@@ -5,16 +5,15 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use super::dashboard::FeedRow;
+use super::{feed::FeedRow, pager};
 use crate::{
-    auth::{AdminUser, Viewer},
+    auth::AdminUser,
     db::{
         Pool,
         models::{Revocation, RevocationSource, User, revocation::AuditFilter},
     },
     error::AppError,
-    flash::Flash,
-    routes::page,
+    page::{self, Frame},
 };
 
 /// Rows per page.
@@ -37,8 +36,7 @@ pub struct Choice {
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/audit.html")]
 pub struct AuditPage {
-    pub viewer: Option<Viewer>,
-    pub flash: Option<Flash>,
+    pub frame: Frame,
     /// Which admin tab is current.
     pub section: &'static str,
     pub rows: Vec<FeedRow>,
@@ -76,7 +74,7 @@ pub async fn audit(
             })
         })
         .transpose()?;
-    let page_number = super::page_number(query.page)?;
+    let page_number = pager::page_number(query.page)?;
 
     let mut conn = pool.get().await?;
     let users = User::list_for_org(&mut conn, admin.org_id).await?;
@@ -96,11 +94,10 @@ pub async fn audit(
         ("user", user_param.as_deref().unwrap_or_default()),
         ("source", source_param.as_deref().unwrap_or_default()),
     ];
-    let link = |n: i64| super::page_link(&filters, n);
+    let link = |n: i64| pager::page_link(&filters, n);
     let audit_page = AuditPage {
-        viewer: Some(admin.viewer()),
+        frame: admin.frame(&req),
         section: "audit",
-        flash: Flash::from_request(&req),
         rows: rows
             .into_iter()
             .map(|(r, email)| FeedRow::new(&r, email))
@@ -125,5 +122,5 @@ pub async fn audit(
         previous: (page_number > 1).then(|| link(page_number - 1)),
         next: has_next.then(|| link(page_number + 1)),
     };
-    Ok(page(&req, StatusCode::OK, audit_page))
+    Ok(page::render(&req, StatusCode::OK, audit_page))
 }

@@ -9,8 +9,10 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 use tracing_actix_web::RequestId;
 
+use super::{feed::FeedRow, pager};
 use crate::{
-    auth::{AdminUser, Viewer},
+    auth::AdminUser,
+    config::PublicUrl,
     db::{
         Pool,
         ids::{SessionId, UserId},
@@ -24,9 +26,9 @@ use crate::{
     flash::{self, Flash},
     live::{Feed, Hub},
     metrics::Metrics,
+    page::{self, Frame, format_time},
     revocation::{self, Requester, RoleError, Sessions},
-    routes::{events, format_time, page},
-    startup::PublicUrl,
+    routes::events,
 };
 
 /// Revocations shown in the dashboard's feed.
@@ -62,33 +64,10 @@ pub struct SessionRow {
     pub is_current: bool,
 }
 
-/// One revocation in the feed.
-pub struct FeedRow {
-    pub at: String,
-    pub email: String,
-    pub source: String,
-    pub actor: String,
-    pub sessions_ended: i32,
-}
-
-impl FeedRow {
-    pub fn new(revocation: &Revocation, email: Option<String>) -> FeedRow {
-        FeedRow {
-            at: format_time(&revocation.created_at),
-            email: email.unwrap_or_else(|| "(deleted user)".into()),
-            source: RevocationSource::parse(&revocation.source)
-                .map_or(revocation.source.clone(), |s| s.label().to_owned()),
-            actor: revocation.actor.clone(),
-            sessions_ended: revocation.sessions_ended,
-        }
-    }
-}
-
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/dashboard.html")]
 pub struct DashboardPage {
-    pub viewer: Option<Viewer>,
-    pub flash: Option<Flash>,
+    pub frame: Frame,
     /// Which admin tab is current.
     pub section: &'static str,
     pub org: Org,
@@ -126,7 +105,7 @@ pub async fn dashboard(
             "Search for a part of an email: up to {MAX_SEARCH_CHARS} characters, on one line."
         )));
     }
-    let page_number = super::page_number(query.page)?;
+    let page_number = pager::page_number(query.page)?;
     let mut conn = pool.get().await?;
     let org = Org::find(&mut conn, admin.org_id)
         .await?
@@ -147,7 +126,7 @@ pub async fn dashboard(
     drop(conn);
 
     let pages = ((user_count + USERS_PER_PAGE - 1) / USERS_PER_PAGE).max(1);
-    let link = |n: i64| super::page_link(&[("q", &search)], n);
+    let link = |n: i64| pager::page_link(&[("q", &search)], n);
     let mut by_user: HashMap<UserId, Vec<SessionRow>> = HashMap::new();
     for session in sessions {
         let SessionSummary {
@@ -178,9 +157,8 @@ pub async fn dashboard(
         })
         .collect();
     let dashboard = DashboardPage {
-        viewer: Some(admin.viewer()),
+        frame: admin.frame(&req),
         section: "dashboard",
-        flash: Flash::from_request(&req),
         endpoint: public_url.join(crate::routes::global_token_revocation::PATH),
         org,
         users,
@@ -197,7 +175,7 @@ pub async fn dashboard(
             .map(|(r, email)| FeedRow::new(&r, email))
             .collect(),
     };
-    Ok(page(&req, StatusCode::OK, dashboard))
+    Ok(page::render(&req, StatusCode::OK, dashboard))
 }
 
 /// `GET /admin/events`: the org's revocations and sign-ins, live.

@@ -10,24 +10,23 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use crate::{
-    auth::{AdminUser, Viewer, idp_http::IdpHttp},
+    auth::{AdminUser, idp_http::IdpHttp},
+    config::PublicUrl,
     db::{
         Pool,
         models::{Org, OrgApiKey, org::IdpSettings},
     },
     error::{AppError, is_unique_violation},
     flash::{self, Flash},
-    routes::page,
+    page::{self, Frame},
     secret_box::SecretBox,
     secret_token,
-    startup::PublicUrl,
 };
 
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/keys.html")]
 pub struct KeysPage {
-    pub viewer: Option<Viewer>,
-    pub flash: Option<Flash>,
+    pub frame: Frame,
     /// Which admin tab is current.
     pub section: &'static str,
     pub org: Org,
@@ -56,21 +55,21 @@ async fn render(
             .unwrap_or_default()
     };
     let keys_page = KeysPage {
-        viewer: Some(admin.0.viewer()),
-        section: "keys",
-        flash: if new_key.is_some() {
-            None
+        // The page that shows a new key once carries no other message.
+        frame: if new_key.is_some() {
+            Frame::without_flash(Some(admin.0.viewer()))
         } else {
-            Flash::from_request(req)
+            admin.0.frame(req)
         },
+        section: "keys",
         org,
         keys,
         new_key,
         endpoint: url(crate::routes::global_token_revocation::PATH),
-        redirect_uri: url("/auth/oidc/callback"),
-        backchannel_uri: url("/backchannel-logout"),
+        redirect_uri: url(crate::routes::auth::CALLBACK),
+        backchannel_uri: url(crate::routes::backchannel_logout::PATH),
     };
-    let mut response = page(req, StatusCode::OK, keys_page);
+    let mut response = page::render(req, StatusCode::OK, keys_page);
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),

@@ -13,13 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::{
-    auth::{CurrentUser, Viewer, password},
+    auth::{CurrentUser, password},
     db::{Pool, ids::SessionId, models::User},
     error::AppError,
-    flash::{self, Flash},
     metrics::Metrics,
+    page::{self, Frame},
     rate_limit::{self, Limits, Reservation},
-    routes::page,
     session_store::{META_KEY, SessionMeta},
 };
 
@@ -29,8 +28,7 @@ const BAD_CREDENTIALS: &str = "That email and password do not match an account."
 #[derive(Template, WebTemplate)]
 #[template(path = "auth/login.html")]
 pub struct LoginPage {
-    pub viewer: Option<Viewer>,
-    pub flash: Option<Flash>,
+    pub frame: Frame,
     pub email: String,
     pub org: String,
     /// Asked for only when the email and password match accounts in several orgs.
@@ -46,8 +44,7 @@ impl LoginPage {
     /// The empty form.
     pub fn blank() -> LoginPage {
         LoginPage {
-            viewer: None,
-            flash: None,
+            frame: Frame::without_flash(None),
             email: String::new(),
             org: String::new(),
             ask_org: false,
@@ -71,10 +68,10 @@ impl LoginPage {
 /// The sign-in page. Its policy leaves out `form-action`: the SSO form leads, by redirect, to
 /// the org's identity provider, which `form-action 'self'` would block.
 pub fn render(req: &HttpRequest, status: StatusCode, login: LoginPage) -> HttpResponse {
-    let mut response = page(req, status, login);
+    let mut response = page::render(req, status, login);
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(crate::startup::CSP_WITHOUT_FORM_ACTION),
+        header::HeaderValue::from_static(page::CSP_WITHOUT_FORM_ACTION),
     );
     response
 }
@@ -107,10 +104,10 @@ pub async fn login_form(
     query: web::Query<LoginQuery>,
 ) -> HttpResponse {
     if user.is_some() {
-        return flash::see_other("/todos");
+        return page::see_other("/todos");
     }
     let form = LoginPage {
-        flash: Flash::from_request(&req),
+        frame: Frame::new(&req, None),
         reason: query.reason.as_deref().and_then(reason_text),
         ..LoginPage::blank()
     };
@@ -310,5 +307,5 @@ pub fn sign_in(
     req.get_session()
         .insert(META_KEY, meta)
         .map_err(|e| failed(&e))?;
-    Ok(flash::see_other("/todos"))
+    Ok(page::see_other("/todos"))
 }

@@ -6,8 +6,8 @@ use crate::{
     auth::CurrentUser,
     db::{Pool, models::RevocationSource},
     error::AppError,
-    flash,
     metrics::Metrics,
+    page,
     revocation::{self, Requester, Sessions},
 };
 
@@ -34,5 +34,5 @@ pub async fn logout(
         metrics.timed(by.source, revoke).await?;
     }
     session.purge();
-    Ok(flash::see_other("/login?reason=signed_out"))
+    Ok(page::see_other("/login?reason=signed_out"))
 }

@@ -4,6 +4,8 @@ mod login;
 mod logout;
 mod sso;
 
+pub use sso::CALLBACK;
+
 use actix_web::web;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -18,5 +20,5 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(sso::start_form))
             .route(web::post().to(sso::start)),
     )
-    .route("/auth/oidc/callback", web::get().to(sso::callback));
+    .route(sso::CALLBACK, web::get().to(sso::callback));
 }

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use super::login::{LoginPage, render, sign_in};
 use crate::{
     auth::oidc::{self, Idp, Sso},
+    config::PublicUrl,
     db::{
         Pool,
         models::{NewUser, OidcLogin, Org, User},
@@ -29,14 +30,14 @@ use crate::{
     rate_limit::{self, Limits},
     secret_box::SecretBox,
     signed_cookie::{self, CookieSigner},
-    startup::PublicUrl,
 };
 
 const STATE_COOKIE: &str = "ual_todo_sso";
 const COOKIE_PATH: &str = "/auth/oidc";
 /// How long a started sign-in may take.
 const LOGIN_TTL_MINUTES: i64 = 10;
-const CALLBACK: &str = "/auth/oidc/callback";
+/// Where the identity provider sends the browser back (registered there as the redirect URI).
+pub const CALLBACK: &str = "/auth/oidc/callback";
 const EXPIRED: &str = "This sign-in has expired or was already used. Please start again.";
 /// The longest work email or org ID (the form's `maxlength`).
 const MAX_TYPED_CHARS: usize = 254;

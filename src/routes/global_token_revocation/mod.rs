@@ -17,12 +17,12 @@ use tracing_actix_web::RequestId;
 
 use crate::{
     auth::{self, jwks::JwksCache},
+    config::PublicUrl,
     db::{Pool, models::RevocationSource},
     error::{ApiError, AppError},
     metrics::Metrics,
     rate_limit::{self, Limits},
     revocation::{self, Requester, RevokeError},
-    startup::PublicUrl,
 };
 
 pub use credential::{JWT_TYPES, MAX_JWT_LIFETIME};

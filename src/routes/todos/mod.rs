@@ -6,7 +6,7 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use crate::{
-    auth::{CurrentUser, Viewer},
+    auth::CurrentUser,
     db::{
         Pool,
         ids::TodoId,
@@ -14,7 +14,7 @@ use crate::{
     },
     error::AppError,
     flash::{self, Flash},
-    routes::page,
+    page::{self, Frame},
 };
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -30,8 +30,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 #[derive(Template, WebTemplate)]
 #[template(path = "todos/index.html")]
 pub struct TodosPage {
-    pub viewer: Option<Viewer>,
-    pub flash: Option<Flash>,
+    pub frame: Frame,
     pub todos: Vec<Todo>,
     pub done: usize,
     pub max_title: usize,
@@ -49,13 +48,12 @@ async fn list(
     };
     let done = todos.iter().filter(|t| t.done).count();
     let list = TodosPage {
-        viewer: Some(user.viewer()),
-        flash: Flash::from_request(&req),
+        frame: user.frame(&req),
         todos,
         done,
         max_title: crate::db::models::todo::MAX_TITLE_CHARS,
     };
-    Ok(page(&req, StatusCode::OK, list))
+    Ok(page::render(&req, StatusCode::OK, list))
 }
 
 #[derive(Deserialize)]
@@ -82,7 +80,7 @@ async fn create(
     };
     let mut conn = pool.get().await?;
     Todo::create(&mut conn, user.id, title).await?;
-    Ok(flash::see_other("/todos"))
+    Ok(page::see_other("/todos"))
 }
 
 /// Parses a todo id from the path; a malformed one is simply not found.
@@ -106,7 +104,7 @@ async fn toggle(
         .await?
         .ok_or_else(no_such_todo)?;
     // Back to the same item, so keyboard and screen-reader users keep their place.
-    Ok(flash::see_other(&format!("/todos#todo-{id}")))
+    Ok(page::see_other(&format!("/todos#todo-{id}")))
 }
 
 /// `POST /todos/{id}/delete`: only the owner's todos; anyone else's is "not found".

@@ -7,15 +7,15 @@ use serde::Deserialize;
 use tracing_actix_web::RequestId;
 
 use crate::{
-    auth::{CurrentUser, Viewer},
+    auth::CurrentUser,
     db::{
         Pool,
         models::{AccessToken, RevocationSource, access_token::MAX_NAME_CHARS},
     },
     error::AppError,
     flash::{self, Flash},
+    page::{self, Frame},
     revocation::{self, Requester},
-    routes::page,
     secret_token,
 };
 
@@ -31,8 +31,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 #[derive(Template, WebTemplate)]
 #[template(path = "tokens/index.html")]
 pub struct TokensPage {
-    pub viewer: Option<Viewer>,
-    pub flash: Option<Flash>,
+    pub frame: Frame,
     pub tokens: Vec<AccessToken>,
     /// A token just created: shown this once.
     pub new_token: Option<String>,
@@ -53,18 +52,20 @@ async fn render(
         AccessToken::list_for_user(&mut conn, user.id).await?
     };
     let api_url = req
-        .app_data::<web::Data<crate::startup::PublicUrl>>()
+        .app_data::<web::Data<crate::config::PublicUrl>>()
         .map(|u| u.join("/api/todos"))
         .unwrap_or_default();
     let tokens_page = TokensPage {
-        viewer: Some(user.viewer()),
-        flash,
+        frame: Frame {
+            viewer: Some(user.viewer()),
+            flash,
+        },
         tokens,
         new_token,
         api_url,
         max_name: MAX_NAME_CHARS,
     };
-    Ok(page(req, status, tokens_page))
+    Ok(page::render(req, status, tokens_page))
 }
 
 /// `GET /settings/tokens`.

@@ -1,0 +1,90 @@
+//! What every page shares: its frame (who is signed in, the one-shot message), rendering with a
+//! status, redirects, how times read, and the security headers. A leaf: it imports nothing of
+//! routes, auth or errors, so all of them can use it.
+
+use actix_web::{
+    HttpRequest, HttpResponse, Responder as _, http::StatusCode, http::header,
+    middleware::DefaultHeaders,
+};
+
+use crate::{db::ids::SessionId, flash::Flash};
+
+/// The signed-in user as the page layout shows them.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub email: String,
+    pub is_admin: bool,
+    /// Names the page's live-logout worker, so each session gets its own.
+    pub session_id: SessionId,
+}
+
+/// What `base.html` needs of every page: the header's user and the message to show once.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub viewer: Option<Viewer>,
+    pub flash: Option<Flash>,
+}
+
+impl Frame {
+    /// The frame of a page for `viewer` (anonymous with `None`), with the request's message.
+    pub fn new(req: &HttpRequest, viewer: Option<Viewer>) -> Frame {
+        Frame {
+            viewer,
+            flash: Flash::from_request(req),
+        }
+    }
+
+    /// The same frame without the message (a page that has its own, or shows a secret once).
+    pub fn without_flash(viewer: Option<Viewer>) -> Frame {
+        Frame {
+            viewer,
+            flash: None,
+        }
+    }
+}
+
+/// A rendered page with the given status.
+pub fn render(
+    req: &HttpRequest,
+    status: StatusCode,
+    page: impl actix_web::Responder,
+) -> HttpResponse {
+    page.customize()
+        .with_status(status)
+        .respond_to(req)
+        .map_into_boxed_body()
+}
+
+/// A plain 303 redirect.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// A time as pages show it: `2026-11-25 16:57 UTC`.
+pub fn format_time(at: &time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_default()
+}
+
+/// The Content-Security-Policy of every page: nothing inline, nothing from elsewhere.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+/// The same policy without `form-action`, for the sign-in page (see `routes::auth::login`).
+pub const CSP_WITHOUT_FORM_ACTION: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
+/// Headers on every response; a handler's own value wins (static files set their own caching).
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Content-Security-Policy", CSP))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("Cache-Control", "no-store"))
+}
