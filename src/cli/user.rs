@@ -5,7 +5,7 @@ use clap::Subcommand;
 use diesel_async::AsyncPgConnection;
 use serde_json::json;
 
-use super::{CliError, check_email, find_org, read_password};
+use super::{CliError, check_email, find_org, hash_password, read_password};
 use crate::{
     auth::password,
     db::models::{NewUser, User},
@@ -51,6 +51,17 @@ pub enum UserCommand {
     },
 }
 
+impl UserCommand {
+    /// Checks the arguments, before anything touches the database.
+    pub(super) fn check(&self) -> Result<(), CliError> {
+        match self {
+            UserCommand::Create { email, .. } | UserCommand::SetAdmin { email, .. } => {
+                check_email(email)
+            }
+        }
+    }
+}
+
 /// Runs a `user` command.
 pub(super) async fn run(
     conn: &mut AsyncPgConnection,
@@ -92,12 +103,7 @@ async fn user_create(
     let org = find_org(conn, org_slug).await?;
     let generated = password.is_none();
     let password = password.unwrap_or_else(password::generate);
-    let hash = tokio::task::spawn_blocking({
-        let password = password.clone();
-        move || password::hash(&password)
-    })
-    .await
-    .context("hashing stopped")??;
+    let hash = hash_password(&password).await?;
     let user = User::create(
         conn,
         &NewUser {
