@@ -4,11 +4,11 @@ use anyhow::Context as _;
 use diesel_async::AsyncPgConnection;
 use serde_json::json;
 
-use super::{CliError, hash_password};
+use super::{CliError, create_user, hash_password};
 use crate::{
     auth::password,
     config::Settings,
-    db::models::{NewOrg, NewUser, Org, OrgApiKey, User},
+    db::models::{NewOrg, Org, OrgApiKey, User},
     secret_token,
 };
 
@@ -50,17 +50,9 @@ pub(super) async fn run(
             .context("cannot look up a demo user")?
         {
             Some(user) => User::set_password_hash(conn, user.id, &hash).await,
-            None => User::create(
-                conn,
-                &NewUser {
-                    org_id: org.id,
-                    email,
-                    password_hash: Some(&hash),
-                    is_admin: admin,
-                },
-            )
-            .await
-            .map(drop),
+            None => create_user(conn, org.id, email, &hash, admin)
+                .await
+                .map(drop),
         }
         .context("cannot save a demo user")?;
         accounts.push((email, admin, password));

@@ -15,7 +15,17 @@ use clap::{Parser, Subcommand};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use secrecy::SecretString;
 
-use crate::{auth::password, config::Settings, db, db::models::Org, startup::Application};
+use crate::{
+    auth::password,
+    config::Settings,
+    db::{
+        self,
+        ids::OrgId,
+        models::{NewUser, Org, User},
+    },
+    error::is_unique_violation,
+    startup::Application,
+};
 
 mod demo;
 mod key;
@@ -186,6 +196,37 @@ async fn find_org(conn: &mut AsyncPgConnection, slug: &str) -> Result<Org, CliEr
         .await
         .context("cannot look up the org")?
         .ok_or_else(|| CliError::Failed(anyhow::anyhow!("there is no org with the slug `{slug}`")))
+}
+
+/// Creates a user who signs in with a password (its argon2 `hash`).
+async fn create_user(
+    conn: &mut AsyncPgConnection,
+    org_id: OrgId,
+    email: &str,
+    hash: &str,
+    is_admin: bool,
+) -> diesel::QueryResult<User> {
+    let user = NewUser {
+        org_id,
+        email,
+        password_hash: Some(hash),
+        is_admin,
+    };
+    User::create(conn, &user).await
+}
+
+/// A failed write, told to the operator: `taken` when it broke a unique constraint (the name
+/// is in use), else the cause under `context`.
+fn write_error(
+    error: diesel::result::Error,
+    taken: String,
+    context: &'static str,
+) -> anyhow::Error {
+    if is_unique_violation(&error) {
+        anyhow::Error::msg(taken)
+    } else {
+        anyhow::Error::new(error).context(context)
+    }
 }
 
 /// Hashes a new password off the async thread (argon2 is slow on purpose).

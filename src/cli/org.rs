@@ -6,7 +6,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
-use super::{CliError, find_org, read_secret};
+use super::{CliError, find_org, read_secret, write_error};
 use crate::{
     auth::idp_http::FetchPolicy,
     config::Settings,
@@ -14,7 +14,6 @@ use crate::{
         NewOrg, Org, OrgApiKey,
         org::{Configured, IdpSettings, is_valid_slug, slugify},
     },
-    error::is_unique_violation,
     secret_box::SecretBox,
     secret_token,
 };
@@ -116,11 +115,7 @@ pub(super) async fn run(
             no_create_users,
             json,
         } => {
-            let secret = if client_secret_stdin {
-                Some(read_secret()?)
-            } else {
-                None
-            };
+            let secret = client_secret_stdin.then(read_secret).transpose()?;
             let idp = IdpSettings {
                 issuer: issuer.as_str().trim_end_matches('/'),
                 client_id: client_id.trim(),
@@ -183,13 +178,9 @@ async fn create(
         })
         .await;
     let (org, key, issued) = created.map_err(|e| {
-        if is_unique_violation(&e) {
-            anyhow::anyhow!(
-                "an org with the slug `{slug}` already exists (choose another with --slug)"
-            )
-        } else {
-            anyhow::Error::new(e).context("cannot create the org")
-        }
+        let taken =
+            format!("an org with the slug `{slug}` already exists (choose another with --slug)");
+        write_error(e, taken, "cannot create the org")
     })?;
     let secret = secret_token::reveal(&issued);
     if json {
@@ -223,13 +214,8 @@ async fn set_idp(
     } = Org::configure_idp(conn, org.id, idp, &secrets)
         .await
         .map_err(|e| {
-            if is_unique_violation(&e) {
-                anyhow::anyhow!(
-                    "another org already uses this issuer and client id, or this email domain"
-                )
-            } else {
-                anyhow::Error::new(e).context("cannot set the IdP")
-            }
+            let taken = "another org already uses this issuer and client id, or this email domain";
+            write_error(e, taken.into(), "cannot set the IdP")
         })?;
     let sso_ready = org.idp_client_secret.is_some();
     if json {

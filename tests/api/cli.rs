@@ -63,20 +63,27 @@ async fn ual(app: &crate::helpers::TestApp, key: &str, email: &str) -> reqwest::
         .status()
 }
 
-#[tokio::test]
-async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
-    let app = spawn_app().await;
+/// The org `acme` with the user `a@acme.test`, made with the binary; returns the org's first
+/// API key.
+fn acme_from_the_command_line(app: &crate::helpers::TestApp) -> String {
     let org = stdout_json(&ual_todo(
         &app.db,
         &["org", "create", "Acme", "--json"],
         None,
     ));
-    let first = org["api_key"]["key"].as_str().unwrap().to_owned();
-    ual_todo(
+    let user = ual_todo(
         &app.db,
         &["user", "create", "--org", "acme", "--email", "a@acme.test"],
         None,
     );
+    assert!(user.status.success(), "stderr: {}", stderr(&user));
+    org["api_key"]["key"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
+    let app = spawn_app().await;
+    let first = acme_from_the_command_line(&app);
 
     let second = stdout_json(&ual_todo(
         &app.db,
@@ -487,17 +494,7 @@ async fn user_set_admin_demotes_and_the_live_feed_closes_at_once() {
 #[tokio::test]
 async fn org_disable_makes_universal_logout_answer_403_until_org_enable() {
     let app = spawn_app().await;
-    let org = stdout_json(&ual_todo(
-        &app.db,
-        &["org", "create", "Acme", "--json"],
-        None,
-    ));
-    let key = org["api_key"]["key"].as_str().unwrap().to_owned();
-    ual_todo(
-        &app.db,
-        &["user", "create", "--org", "acme", "--email", "a@acme.test"],
-        None,
-    );
+    let key = acme_from_the_command_line(&app);
 
     let disabled = stdout_json(&ual_todo(
         &app.db,
