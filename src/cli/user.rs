@@ -5,11 +5,12 @@ use clap::Subcommand;
 use diesel_async::AsyncPgConnection;
 use serde_json::json;
 
-use super::{CliError, check_email, find_org, read_password};
+use super::{
+    CliError, check_email, create_user, find_org, hash_password, read_password, write_error,
+};
 use crate::{
     auth::password,
-    db::models::{NewUser, User},
-    error::is_unique_violation,
+    db::models::User,
     revocation::{self, RoleError},
 };
 
@@ -51,6 +52,17 @@ pub enum UserCommand {
     },
 }
 
+impl UserCommand {
+    /// Checks the arguments, before anything touches the database.
+    pub(super) fn check(&self) -> Result<(), CliError> {
+        match self {
+            UserCommand::Create { email, .. } | UserCommand::SetAdmin { email, .. } => {
+                check_email(email)
+            }
+        }
+    }
+}
+
 /// Runs a `user` command.
 pub(super) async fn run(
     conn: &mut AsyncPgConnection,
@@ -64,11 +76,7 @@ pub(super) async fn run(
             password_stdin,
             json,
         } => {
-            let password = if password_stdin {
-                Some(read_password()?)
-            } else {
-                None
-            };
+            let password = password_stdin.then(read_password).transpose()?;
             user_create(conn, &org, &email, admin, password, json).await
         }
         UserCommand::SetAdmin {
@@ -92,32 +100,16 @@ async fn user_create(
     let org = find_org(conn, org_slug).await?;
     let generated = password.is_none();
     let password = password.unwrap_or_else(password::generate);
-    let hash = tokio::task::spawn_blocking({
-        let password = password.clone();
-        move || password::hash(&password)
-    })
-    .await
-    .context("hashing stopped")??;
-    let user = User::create(
-        conn,
-        &NewUser {
-            org_id: org.id,
-            email,
-            password_hash: Some(&hash),
-            is_admin: admin,
-        },
-    )
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            anyhow::anyhow!(
+    let hash = hash_password(&password).await?;
+    let user = create_user(conn, org.id, email, &hash, admin)
+        .await
+        .map_err(|e| {
+            let taken = format!(
                 "the org `{}` already has a user with the email {email}",
                 org.slug
-            )
-        } else {
-            anyhow::Error::new(e).context("cannot create the user")
-        }
-    })?;
+            );
+            write_error(e, taken, "cannot create the user")
+        })?;
     if json {
         let mut out =
             json!({ "id": user.id, "org": org.slug, "email": user.email, "admin": user.is_admin });

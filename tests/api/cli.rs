@@ -63,20 +63,27 @@ async fn ual(app: &crate::helpers::TestApp, key: &str, email: &str) -> reqwest::
         .status()
 }
 
-#[tokio::test]
-async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
-    let app = spawn_app().await;
+/// The org `acme` with the user `a@acme.test`, made with the binary; returns the org's first
+/// API key.
+fn acme_from_the_command_line(app: &crate::helpers::TestApp) -> String {
     let org = stdout_json(&ual_todo(
         &app.db,
         &["org", "create", "Acme", "--json"],
         None,
     ));
-    let first = org["api_key"]["key"].as_str().unwrap().to_owned();
-    ual_todo(
+    let user = ual_todo(
         &app.db,
         &["user", "create", "--org", "acme", "--email", "a@acme.test"],
         None,
     );
+    assert!(user.status.success(), "stderr: {}", stderr(&user));
+    org["api_key"]["key"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
+    let app = spawn_app().await;
+    let first = acme_from_the_command_line(&app);
 
     let second = stdout_json(&ual_todo(
         &app.db,
@@ -482,4 +489,75 @@ async fn user_set_admin_demotes_and_the_live_feed_closes_at_once() {
         (&true.into(), &true.into())
     );
     assert!(is_admin(&a.app, &a.alice).await);
+}
+
+#[tokio::test]
+async fn org_disable_makes_universal_logout_answer_403_until_org_enable() {
+    let app = spawn_app().await;
+    let key = acme_from_the_command_line(&app);
+
+    let disabled = stdout_json(&ual_todo(
+        &app.db,
+        &["org", "disable", "acme", "--json"],
+        None,
+    ));
+
+    assert_eq!(
+        (
+            &disabled["slug"],
+            &disabled["disabled"],
+            &disabled["changed"]
+        ),
+        (&"acme".into(), &true.into(), &true.into())
+    );
+    assert_eq!(
+        ual(&app, &key, "a@acme.test").await,
+        reqwest::StatusCode::FORBIDDEN
+    );
+    let again = stdout_json(&ual_todo(
+        &app.db,
+        &["org", "disable", "acme", "--json"],
+        None,
+    ));
+    assert_eq!(again["changed"], false);
+
+    let enabled = ual_todo(&app.db, &["org", "enable", "acme"], None);
+
+    assert!(enabled.status.success(), "stderr: {}", stderr(&enabled));
+    assert!(String::from_utf8_lossy(&enabled.stdout).contains("`acme` is now enabled"));
+    assert_eq!(count(&app.db, "orgs WHERE disabled_at IS NULL"), 1);
+    assert_eq!(
+        ual(&app, &key, "a@acme.test").await,
+        reqwest::StatusCode::NO_CONTENT
+    );
+}
+
+#[test]
+fn org_disable_of_an_unknown_org_fails_with_status_1_and_a_clear_message() {
+    let db = TestDb::new();
+
+    let disable = ual_todo(&db, &["org", "disable", "nope"], None);
+    let enable = ual_todo(&db, &["org", "enable", "nope", "--json"], None);
+
+    for output in [&disable, &enable] {
+        assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(output));
+        assert!(stderr(output).contains("there is no org with the slug `nope`"));
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_says_when_the_operator_has_disabled_the_org() {
+    let app = spawn_app().await;
+    let org = app.create_org("acme").await;
+    let admin = app.create_user(org.id, "admin@acme.test", true).await;
+    let browser = app.signed_in(&admin).await;
+    let notice = "acme is disabled by the operator";
+    assert!(!browser.page("/admin").await.contains(notice));
+
+    ual_todo(&app.db, &["org", "disable", "acme"], None);
+
+    assert!(browser.page("/admin").await.contains(notice));
+    ual_todo(&app.db, &["org", "enable", "acme"], None);
+    assert!(!browser.page("/admin").await.contains(notice));
 }

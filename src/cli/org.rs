@@ -1,0 +1,278 @@
+//! `org create`, `org set-idp`, `org disable` and `org enable`.
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+
+use super::{CliError, find_org, read_secret, write_error};
+use crate::{
+    auth::idp_http::FetchPolicy,
+    config::Settings,
+    db::models::{
+        NewOrg, Org, OrgApiKey,
+        org::{Configured, IdpSettings, is_valid_slug, slugify},
+    },
+    secret_box::SecretBox,
+    secret_token,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an org.
+    Create {
+        /// The org's display name, e.g. "Acme Corp".
+        name: String,
+        /// Short ID used in URLs and at sign-in (default: derived from the name).
+        #[arg(long)]
+        slug: Option<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the org's identity provider: its issuer's signed JWTs may then call Universal Logout.
+    SetIdp {
+        /// The org's slug.
+        slug: String,
+        /// The IdP's issuer URL (as in its OpenID discovery document).
+        #[arg(long)]
+        issuer: url::Url,
+        /// This app's client id at the IdP (the `sub` of its Universal Logout JWTs).
+        #[arg(long)]
+        client_id: String,
+        /// Read the OIDC client secret (for SSO sign-in) from standard input; without it the
+        /// stored secret is kept, unless the issuer or client id changes (it is then removed).
+        #[arg(long)]
+        client_secret_stdin: bool,
+        /// Emails at this domain sign in with SSO through this org (only the operator assigns
+        /// domains; public mail domains such as gmail.com are refused). Without it, none.
+        #[arg(long)]
+        email_domain: Option<String>,
+        /// Do not create unknown users at their first SSO sign-in.
+        #[arg(long)]
+        no_create_users: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an org: its IdP and API keys may no longer call Universal Logout (403).
+    Disable {
+        /// The org's slug.
+        slug: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a disabled org again.
+    Enable {
+        /// The org's slug.
+        slug: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl OrgCommand {
+    /// Checks the arguments, before anything touches the database.
+    pub(super) fn check(&self, settings: &Settings) -> Result<(), CliError> {
+        match self {
+            OrgCommand::Create { name, slug, .. } => org_slug(name, slug.as_deref()).map(drop),
+            OrgCommand::SetIdp {
+                issuer,
+                client_id,
+                email_domain,
+                ..
+            } => IdpSettings {
+                issuer: issuer.as_str(),
+                client_id: client_id.trim(),
+                client_secret: None,
+                email_domain: Some(email_domain.as_deref()),
+                create_users: true,
+            }
+            .check(idp_policy(settings))
+            .map_err(CliError::Usage),
+            OrgCommand::Disable { .. } | OrgCommand::Enable { .. } => Ok(()),
+        }
+    }
+}
+
+/// Runs an `org` command.
+pub(super) async fn run(
+    conn: &mut AsyncPgConnection,
+    settings: &Settings,
+    command: OrgCommand,
+) -> Result<(), CliError> {
+    match command {
+        OrgCommand::Create { name, slug, json } => create(conn, &name, slug.as_deref(), json).await,
+        OrgCommand::SetIdp {
+            slug,
+            issuer,
+            client_id,
+            client_secret_stdin,
+            email_domain,
+            no_create_users,
+            json,
+        } => {
+            let secret = client_secret_stdin.then(read_secret).transpose()?;
+            let idp = IdpSettings {
+                issuer: issuer.as_str().trim_end_matches('/'),
+                client_id: client_id.trim(),
+                client_secret: secret.as_ref().map(|s| s.expose_secret()),
+                email_domain: Some(email_domain.as_deref()),
+                create_users: !no_create_users,
+            };
+            idp.check(idp_policy(settings)).map_err(CliError::Usage)?;
+            set_idp(conn, settings, &slug, &idp, json).await
+        }
+        OrgCommand::Disable { slug, json } => set_disabled(conn, &slug, true, json).await,
+        OrgCommand::Enable { slug, json } => set_disabled(conn, &slug, false, json).await,
+    }
+}
+
+/// The slug to use for a new org, checked.
+fn org_slug(name: &str, slug: Option<&str>) -> Result<String, CliError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(CliError::Usage(
+            "the org name must have 1 to 200 characters".into(),
+        ));
+    }
+    let slug = slug.map_or_else(|| slugify(name), str::to_owned);
+    if !is_valid_slug(&slug) {
+        return Err(CliError::Usage(format!(
+            "`{slug}` is not a valid slug: use 1 to 63 lowercase letters, digits and inner hyphens (--slug)"
+        )));
+    }
+    Ok(slug)
+}
+
+/// Where the app may fetch from: what `org set-idp` accepts as an issuer.
+fn idp_policy(settings: &Settings) -> FetchPolicy {
+    FetchPolicy {
+        allow_insecure: settings.allow_insecure_idp,
+    }
+}
+
+async fn create(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    slug: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let slug = org_slug(name, slug)?;
+    // The org and its first key are written together or not at all.
+    let created = conn
+        .transaction(async |conn| {
+            let org = Org::create(
+                conn,
+                &NewOrg {
+                    name: name.trim(),
+                    slug: &slug,
+                },
+            )
+            .await?;
+            let (key, issued) = OrgApiKey::create(conn, org.id).await?;
+            Ok::<_, diesel::result::Error>((org, key, issued))
+        })
+        .await;
+    let (org, key, issued) = created.map_err(|e| {
+        let taken =
+            format!("an org with the slug `{slug}` already exists (choose another with --slug)");
+        write_error(e, taken, "cannot create the org")
+    })?;
+    let secret = secret_token::reveal(&issued);
+    if json {
+        println!(
+            "{}",
+            json!({ "id": org.id, "name": org.name, "slug": org.slug,
+                    "api_key": { "prefix": key.prefix, "key": secret } })
+        );
+    } else {
+        println!(
+            "Created org {} (slug `{}`, id {}).",
+            org.name, org.slug, org.id
+        );
+        println!("Universal Logout API key (shown once): {secret}");
+    }
+    Ok(())
+}
+
+async fn set_idp(
+    conn: &mut AsyncPgConnection,
+    settings: &Settings,
+    slug: &str,
+    idp: &IdpSettings<'_>,
+    json: bool,
+) -> Result<(), CliError> {
+    let org = find_org(conn, slug).await?;
+    let (secrets, _) = SecretBox::load(conn, settings).await?;
+    let Configured {
+        org,
+        secret_dropped,
+    } = Org::configure_idp(conn, org.id, idp, &secrets)
+        .await
+        .map_err(|e| {
+            let taken = "another org already uses this issuer and client id, or this email domain";
+            write_error(e, taken.into(), "cannot set the IdP")
+        })?;
+    let sso_ready = org.idp_client_secret.is_some();
+    if json {
+        println!(
+            "{}",
+            json!({ "slug": org.slug, "issuer": org.idp_issuer, "client_id": org.idp_client_id,
+                    "client_secret_set": sso_ready, "client_secret_removed": secret_dropped,
+                    "email_domain": org.email_domain, "create_users": org.sso_create_users })
+        );
+    } else {
+        println!(
+            "`{}` now trusts Universal Logout JWTs from {} for client {}.",
+            org.slug, idp.issuer, idp.client_id
+        );
+        if secret_dropped {
+            println!("The issuer or client id changed, so the stored client secret was removed.");
+        }
+        if sso_ready {
+            println!(
+                "Single sign-on is ready: users choose \"Sign in with SSO\" on the sign-in page."
+            );
+        } else {
+            println!("For single sign-on, give the client secret too (--client-secret-stdin).");
+        }
+    }
+    Ok(())
+}
+
+/// `org disable` and `org enable`. The README documents Universal Logout's 403 for a disabled
+/// org; this is how an operator gets there (and back). An org already in the asked state is
+/// left as it is, so the time it was disabled stays true.
+async fn set_disabled(
+    conn: &mut AsyncPgConnection,
+    slug: &str,
+    disabled: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let org = find_org(conn, slug).await?;
+    let changed = org.disabled_at.is_some() != disabled;
+    if changed {
+        Org::set_disabled(conn, org.id, disabled)
+            .await
+            .context("cannot change the org")?;
+    }
+    if json {
+        println!(
+            "{}",
+            json!({ "id": org.id, "slug": org.slug, "disabled": disabled, "changed": changed })
+        );
+    } else {
+        let state = if changed { "now" } else { "already" };
+        let effect = if disabled {
+            "disabled: its IdP and API keys may not call Universal Logout"
+        } else {
+            "enabled: its IdP and API keys may call Universal Logout"
+        };
+        println!("`{}` is {state} {effect}.", org.slug);
+    }
+    Ok(())
+}
