@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use diesel_async::AsyncPgConnection;
 use serde_json::json;
 
-use super::{CliError, create_user, hash_password};
+use super::common::{CliError, create_user, hash_password};
 use crate::{
     auth::password,
     config::Settings,

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use diesel_async::AsyncPgConnection;
 use serde_json::json;
 
-use super::{CliError, find_org};
+use super::common::{CliError, find_org};
 use crate::{db::models::OrgApiKey, secret_token};
 
 #[derive(Debug, Subcommand)]

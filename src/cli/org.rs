@@ -6,7 +6,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
-use super::{CliError, find_org, read_secret, write_error};
+use super::common::{CliError, find_org, read_secret, write_error};
 use crate::{
     auth::idp_http::FetchPolicy,
     config::Settings,

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use diesel_async::AsyncPgConnection;
 use serde_json::json;
 
-use super::{
+use super::common::{
     CliError, check_email, create_user, find_org, hash_password, read_password, write_error,
 };
 use crate::{
