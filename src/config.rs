@@ -55,8 +55,9 @@ pub struct Settings {
     #[arg(long, env = "SSE_KEEP_ALIVE", default_value = "15s", value_parser = parse_duration, global = true)]
     pub sse_keep_alive: Duration,
 
-    /// Take client IPs (for rate limits and the session list) from `X-Forwarded-For`: only
-    /// behind a proxy that sets it.
+    /// Take the client's address from the first `X-Forwarded-For` hop (for the rate limits and
+    /// the addresses sessions record): only behind a proxy that sets it. Nothing else is read
+    /// from proxy headers.
     #[arg(long, env = "TRUST_PROXY_HEADERS", global = true)]
     pub trust_proxy_headers: bool,
 
@@ -72,7 +73,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Defaults for a given database, as if no flag or variable was set (used by tests and tools).
+    /// Settings for tests and tools on `database_url`: the defaults, but with one worker (the
+    /// server's default is one per core).
     pub fn for_database(database_url: DatabaseUrl) -> Self {
         Self {
             database_url,

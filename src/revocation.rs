@@ -2,10 +2,11 @@
 //! signing out all call [`revoke_user`] or [`revoke_sessions`]. The admin role changes here too
 //! ([`set_admin`]), since losing it must end the org's live feed the same way.
 //!
-//! Each call is one statement, so one transaction: spend the JWT id, delete the session rows,
-//! revoke the tokens, write the audit row, `NOTIFY` the instances. PostgreSQL delivers the
-//! notification only on commit, so every listener hears of a revocation only once it is durable,
-//! and a caller that answers after this returns answers after the revocation is complete.
+//! Each change is one transaction. A revocation is a single statement (spend the JWT id, delete
+//! the session rows, revoke the tokens, write the audit row, `NOTIFY` the instances); a role
+//! change locks the org's admins, updates and notifies in one transaction of a few statements.
+//! PostgreSQL delivers a notification only on commit, so every listener hears of a change only
+//! once it is durable, and a caller that answers after this returns answers after it is done.
 
 use diesel::{
     QueryableByName,
@@ -35,6 +36,23 @@ pub struct Requester<'a> {
     /// The single-use JWT that asked, recorded in the revocation's own transaction: a replay is
     /// refused, and a revocation that fails leaves the JWT usable for a retry.
     pub single_use: Option<SingleUse<'a>>,
+}
+
+impl<'a> Requester<'a> {
+    /// Who asked (`actor`, through `source`) in request `request_id`.
+    pub fn new(source: RevocationSource, actor: &'a str, request_id: &'a str) -> Self {
+        Requester {
+            source,
+            actor,
+            request_id: Some(request_id),
+            single_use: None,
+        }
+    }
+
+    /// The same request, carrying the single-use JWT id that asked (if any).
+    pub fn spending(self, single_use: Option<SingleUse<'a>>) -> Self {
+        Requester { single_use, ..self }
+    }
 }
 
 /// A JWT id that may be used once.

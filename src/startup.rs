@@ -49,8 +49,9 @@ use crate::{
 const SWEEP_EVERY: Duration = Duration::from_secs(300);
 /// How long start-up waits for the revocation listener before serving anyway.
 const LISTENER_START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a call to an IdP (discovery, keys, token exchange) may take.
-const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call to an identity provider may take: discovery, keys and the token exchange,
+/// for Universal Logout JWTs, back-channel logout and SSO alike.
+const IDP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Seconds in-flight requests get to finish at shutdown.
 pub const SHUTDOWN_TIMEOUT: u64 = 10;
 /// Largest form body accepted (sign-in, todos).
@@ -140,7 +141,7 @@ impl Application {
             secure: public_url.0.scheme() == "https",
         });
         let idp_http = IdpHttp::new(
-            JWKS_TIMEOUT,
+            IDP_TIMEOUT,
             FetchPolicy {
                 allow_insecure: settings.allow_insecure_idp,
             },

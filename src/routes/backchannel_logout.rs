@@ -127,16 +127,13 @@ async fn backchannel_logout(
 
     let actor = format!("backchannel {issuer} jti={}", verified.jti);
     let request_id = request_id.to_string();
-    let by = Requester {
-        source: RevocationSource::Backchannel,
-        actor: &actor,
-        request_id: Some(&request_id),
-        single_use: Some(SingleUse {
+    let by = Requester::new(RevocationSource::Backchannel, &actor, &request_id).spending(Some(
+        SingleUse {
             issuer: &issuer,
             jti: &verified.jti,
             remember_until: verified.expires_at,
-        }),
-    };
+        },
+    ));
     let mut conn = pool.get().await?;
     let result = match (sid, sub) {
         (Some(sid), _) => {

@@ -212,12 +212,7 @@ pub async fn log_out_user(
         .await?
         .ok_or_else(not_found)?;
     let (actor, request_id) = (actor(&admin), request_id.to_string());
-    let by = Requester {
-        source: RevocationSource::Admin,
-        actor: &actor,
-        request_id: Some(&request_id),
-        single_use: None,
-    };
+    let by = Requester::new(RevocationSource::Admin, &actor, &request_id);
     let revoke = revocation::revoke_user(&mut conn, admin.0.org_id, user.id, by);
     let outcome = metrics.timed(by.source, revoke).await?;
     let message = format!(
@@ -247,12 +242,7 @@ pub async fn end_session(
     };
     let id: SessionId = path.parse().map_err(|_| not_found())?;
     let (actor, request_id) = (actor(&admin), request_id.to_string());
-    let by = Requester {
-        source: RevocationSource::Admin,
-        actor: &actor,
-        request_id: Some(&request_id),
-        single_use: None,
-    };
+    let by = Requester::new(RevocationSource::Admin, &actor, &request_id);
     let mut conn = pool.get().await?;
     let revoke = revocation::revoke_sessions(&mut conn, admin.0.org_id, Sessions::One(id), by);
     let ended = metrics.timed(by.source, revoke).await?;

@@ -23,12 +23,7 @@ pub async fn logout(
     if let Some(user) = user {
         let request_id = request_id.to_string();
         let mut conn = pool.get().await?;
-        let by = Requester {
-            source: RevocationSource::SelfService,
-            actor: "user",
-            request_id: Some(&request_id),
-            single_use: None,
-        };
+        let by = Requester::new(RevocationSource::SelfService, "user", &request_id);
         let revoke =
             revocation::revoke_sessions(&mut conn, user.org_id, Sessions::One(user.session_id), by);
         metrics.timed(by.source, revoke).await?;

@@ -105,12 +105,8 @@ async fn global_token_revocation(
     let user = subject::resolve(&mut conn, &caller.org, &subject).await?;
     tracing::Span::current().record("user", tracing::field::display(user.id));
     let request_id = request_id.to_string();
-    let requester = Requester {
-        source: RevocationSource::Ual,
-        actor: &caller.actor,
-        request_id: Some(&request_id),
-        single_use: caller.single_use(),
-    };
+    let requester = Requester::new(RevocationSource::Ual, &caller.actor, &request_id)
+        .spending(caller.single_use());
     let revoke = revocation::revoke_user(&mut conn, caller.org.id, user.id, requester);
     let outcome = metrics
         .timed(RevocationSource::Ual, revoke)

@@ -132,12 +132,7 @@ async fn revoke(
     let id: uuid::Uuid = path.parse().map_err(|_| not_found())?;
     let request_id = request_id.to_string();
     let mut conn = pool.get().await?;
-    let by = Requester {
-        source: RevocationSource::SelfService,
-        actor: "user",
-        request_id: Some(&request_id),
-        single_use: None,
-    };
+    let by = Requester::new(RevocationSource::SelfService, "user", &request_id);
     if !revocation::revoke_access_token(&mut conn, user.org_id, user.id, id, by).await? {
         return Err(not_found());
     }
