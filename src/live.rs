@@ -28,8 +28,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     db::ids::{OrgId, SessionId, UserId},
-    device,
     revocation::Notice,
+    user_agent,
 };
 
 mod listener;
@@ -278,7 +278,7 @@ impl Hub {
                 json!({
                     "user_id": sign_in.user_id,
                     "session_id": sign_in.session_id,
-                    "device": device::describe(sign_in.user_agent.as_deref()),
+                    "device": user_agent::describe(sign_in.user_agent.as_deref()),
                     "ip": sign_in.ip,
                     "at_ms": sign_in.at_ms,
                 })

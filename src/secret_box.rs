@@ -15,7 +15,7 @@ use diesel_async::AsyncPgConnection;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::{config::Settings, db::models::Setting};
+use crate::{config::Settings, db::models::InstanceSecret};
 
 const VERSION: u8 = 1;
 const NONCE_BYTES: usize = 12;
@@ -57,9 +57,10 @@ impl SecretBox {
         match &settings.secrets_key {
             Some(key) => Ok((SecretBox::from_hex(key.0.expose_secret())?, true)),
             None => {
-                let key = Setting::get_or_create(conn, "secrets_key", SecretBox::generate_key)
-                    .await
-                    .context("cannot read the secrets key")?;
+                let key =
+                    InstanceSecret::get_or_create(conn, "secrets_key", SecretBox::generate_key)
+                        .await
+                        .context("cannot read the secrets key")?;
                 Ok((SecretBox::from_hex(&key)?, false))
             }
         }

@@ -25,12 +25,12 @@ use crate::{
         csrf,
         idp_http::{FetchPolicy, IdpHttp},
         jwks::JwksCache,
-        oidc::Sso,
+        sso::Sso,
     },
     config::{PublicUrl, Settings},
     db::{
         self,
-        models::{Setting, User},
+        models::{InstanceSecret, User},
     },
     error::AppError,
     flash,
@@ -270,11 +270,11 @@ impl Application {
 async fn cookie_key(conn: &mut AsyncPgConnection, settings: &Settings) -> anyhow::Result<Key> {
     let hex_key = match &settings.cookie_key {
         Some(key) => key.0.expose_secret().to_owned(),
-        None => {
-            Setting::get_or_create(conn, "cookie_key", || hex::encode(Key::generate().master()))
-                .await
-                .context("cannot read the cookie key")?
-        }
+        None => InstanceSecret::get_or_create(conn, "cookie_key", || {
+            hex::encode(Key::generate().master())
+        })
+        .await
+        .context("cannot read the cookie key")?,
     };
     let bytes = hex::decode(hex_key.trim()).context("the stored cookie key is not hex")?;
     Key::try_from(bytes.as_slice()).context("the cookie key is shorter than 64 bytes")

@@ -6,8 +6,8 @@ pub mod fetch_cache;
 pub mod idp_http;
 pub mod jwks;
 pub mod jwt;
-pub mod oidc;
 pub mod password;
+pub mod sso;
 
 use std::future::{Ready, ready};
 

@@ -1,23 +1,23 @@
 //! One module per table: the row struct, the insert struct and the queries on it.
 
 pub mod access_token;
+pub mod instance_secret;
 pub mod oidc_login;
 pub mod org;
 pub mod org_api_key;
 pub mod revocation;
 pub mod seen_jti;
 pub mod session;
-pub mod setting;
 pub mod todo;
 pub mod user;
 
 pub use access_token::AccessToken;
+pub use instance_secret::InstanceSecret;
 pub use oidc_login::OidcLogin;
 pub use org::{NewOrg, Org};
 pub use org_api_key::OrgApiKey;
 pub use revocation::{NewRevocation, Revocation, RevocationSource};
 pub use seen_jti::SeenJti;
 pub use session::SessionRecord;
-pub use setting::Setting;
 pub use todo::Todo;
 pub use user::{NewUser, User};

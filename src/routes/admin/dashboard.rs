@@ -21,7 +21,6 @@ use crate::{
             session::SessionSummary,
         },
     },
-    device,
     error::{ApiError, AppError},
     flash::{self, Flash},
     live::{Feed, Hub},
@@ -29,6 +28,7 @@ use crate::{
     page::{self, Frame, format_time},
     revocation::{self, Requester, RoleError, Sessions},
     routes::events,
+    user_agent,
 };
 
 /// Revocations shown in the dashboard's feed.
@@ -140,7 +140,7 @@ pub async fn dashboard(
         let Some(user) = user_id else { continue };
         by_user.entry(user).or_default().push(SessionRow {
             id: public_id,
-            device: device::describe(user_agent.as_deref()),
+            device: user_agent::describe(user_agent.as_deref()),
             ip: ip.unwrap_or_default(),
             signed_in: format_time(&created_at),
             last_seen: format_time(&last_seen_at),

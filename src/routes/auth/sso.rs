@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use super::login::{LoginPage, render, sign_in};
 use crate::{
-    auth::oidc::{self, Idp, Sso},
+    auth::sso::{self, Idp, Sso},
     config::PublicUrl,
     db::{
         Pool,
@@ -275,7 +275,7 @@ pub async fn callback(
 async fn find_or_create_user(
     conn: &mut AsyncPgConnection,
     org: &Org,
-    identity: &oidc::Identity,
+    identity: &sso::Identity,
 ) -> Result<Result<User, String>, AppError> {
     if let Some(user) =
         User::find_by_oidc(conn, org.id, &identity.issuer, &identity.subject).await?

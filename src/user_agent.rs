@@ -1,4 +1,4 @@
-//! A readable device name from a `User-Agent`, for the admin dashboard: "Chrome on macOS".
+//! A user agent described for people: "Chrome on macOS" (the dashboard, the session list).
 
 /// Describes the browser and operating system of a user agent.
 pub fn describe(user_agent: Option<&str>) -> String {

@@ -1,8 +1,12 @@
-//! OpenID Connect sign-in (authorization code flow with PKCE, `state` and `nonce`) against an
+//! Single sign-on (SSO): OpenID Connect sign-in (authorization code flow with PKCE, `state` and `nonce`) against an
 //! org's identity provider, with openidconnect. Discovery documents (and the keys they bring) are
 //! cached per issuer, failures too ([`FetchCache`]); every request goes through [`IdpHttp`].
 //! The authorization endpoint must be at the issuer's origin, so starting a sign-in never sends
 //! the browser to an arbitrary site.
+//!
+//! Naming: "SSO" names the feature (this module, `routes::auth::sso`, [`Sso`]); "OIDC" names the
+//! protocol's own artefacts (the `/auth/oidc/*` URLs, the `oidc_logins` rows holding a sign-in's
+//! state, nonce and PKCE verifier, a user's `oidc_issuer`/`oidc_subject`, a session's `oidc_sid`).
 
 use std::time::Duration;
 
