@@ -197,6 +197,7 @@ fn actor(admin: &AdminUser) -> String {
 }
 
 /// `POST /admin/users/{id}/logout`: "Log out everywhere", through the one revocation path.
+#[tracing::instrument(skip_all, fields(org = %admin.0.org_id, admin = %admin.0.id))]
 pub async fn log_out_user(
     req: HttpRequest,
     admin: AdminUser,
@@ -227,6 +228,7 @@ pub async fn log_out_user(
 }
 
 /// `POST /admin/sessions/{id}/logout`: "End session".
+#[tracing::instrument(skip_all, fields(org = %admin.0.org_id, admin = %admin.0.id))]
 pub async fn end_session(
     req: HttpRequest,
     admin: AdminUser,
@@ -264,6 +266,7 @@ pub struct RoleForm {
 
 /// `POST /admin/users/{id}/role`: "Make admin" or "Remove admin". A user who loses the role
 /// loses the org's live feed at once, on every instance; the org's last admin keeps the role.
+#[tracing::instrument(skip_all, fields(org = %admin.0.org_id, admin = %admin.0.id))]
 pub async fn set_role(
     req: HttpRequest,
     admin: AdminUser,

@@ -87,6 +87,7 @@ pub async fn keys(
 }
 
 /// `POST /admin/keys`: issues a key, shown in this response only.
+#[tracing::instrument(skip_all, fields(org = %admin.0.org_id, admin = %admin.0.id))]
 pub async fn create(
     req: HttpRequest,
     admin: AdminUser,
@@ -107,6 +108,7 @@ pub async fn create(
 }
 
 /// `POST /admin/keys/{prefix}/revoke`.
+#[tracing::instrument(skip_all, fields(org = %admin.0.org_id, admin = %admin.0.id))]
 pub async fn revoke(
     req: HttpRequest,
     admin: AdminUser,
@@ -144,6 +146,7 @@ pub struct IdpForm {
 /// id both empty). A blank secret keeps the stored one (it is never shown again), unless the
 /// issuer or client id changes: then the stored secret is dropped, so it can never be sent to
 /// another issuer, and SSO stays off until the new secret is given.
+#[tracing::instrument(skip_all, fields(org = %admin.0.org_id, admin = %admin.0.id))]
 pub async fn set_idp(
     req: HttpRequest,
     admin: AdminUser,

@@ -13,6 +13,7 @@ use crate::{
 
 /// `POST /logout`: ends this session through the one revocation path (audited, and announced to
 /// the user's other tabs), then drops the cookie.
+#[tracing::instrument(skip_all, fields(user = user.as_ref().map(|u| u.id.to_string())))]
 pub async fn logout(
     user: Option<CurrentUser>,
     session: Session,

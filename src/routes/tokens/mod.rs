@@ -92,6 +92,7 @@ struct NewTokenForm {
 
 /// `POST /settings/tokens`: creates a token and shows it once, in this response only (never in
 /// a cookie or a redirect).
+#[tracing::instrument(skip_all, fields(org = %user.org_id, user = %user.id))]
 async fn create(
     req: HttpRequest,
     user: CurrentUser,
@@ -121,6 +122,7 @@ async fn create(
 }
 
 /// `POST /settings/tokens/{id}/revoke`: only the user's own tokens; anyone else's is "not found".
+#[tracing::instrument(skip_all, fields(org = %user.org_id, user = %user.id))]
 async fn revoke(
     req: HttpRequest,
     user: CurrentUser,
