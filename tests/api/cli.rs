@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use crate::helpers::{TestDb, assert_is_redirect_to, count, email_subject, run_cli, spawn_app};
+use crate::helpers::{TestDb, assert_is_redirect_to, count, run_cli, spawn_app};
 
 fn ual_todo(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
     run_cli(db, args, stdin, "warn")
@@ -52,6 +52,12 @@ fn org_create_prints_the_org_as_json() {
     );
 }
 
+/// The status of a Universal Logout call for `email` with `key`.
+async fn ual(app: &crate::helpers::TestApp, key: &str, email: &str) -> reqwest::StatusCode {
+    let subject = crate::helpers::email_subject(email);
+    app.universal_logout(key, &subject).await.status()
+}
+
 #[tokio::test]
 async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
     let app = spawn_app().await;
@@ -73,10 +79,14 @@ async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
         None,
     ));
     let second_key = second["key"].as_str().unwrap().to_owned();
-    let user = email_subject("a@acme.test");
-    let ual = async |key: &str| app.universal_logout(key, &user).await.status();
-    assert_eq!(ual(&first).await, reqwest::StatusCode::NO_CONTENT);
-    assert_eq!(ual(&second_key).await, reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(
+        ual(&app, &first, "a@acme.test").await,
+        reqwest::StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        ual(&app, &second_key, "a@acme.test").await,
+        reqwest::StatusCode::NO_CONTENT
+    );
 
     let revoked = stdout_json(&ual_todo(
         &app.db,
@@ -84,8 +94,14 @@ async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
         None,
     ));
     assert_eq!(revoked["prefix"], &first[..12]);
-    assert_eq!(ual(&first).await, reqwest::StatusCode::UNAUTHORIZED);
-    assert_eq!(ual(&second_key).await, reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(
+        ual(&app, &first, "a@acme.test").await,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        ual(&app, &second_key, "a@acme.test").await,
+        reqwest::StatusCode::NO_CONTENT
+    );
 
     let listed = stdout_json(&ual_todo(
         &app.db,
