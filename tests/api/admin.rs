@@ -8,7 +8,7 @@ use serde_json::Value;
 use ual_todo::db::models::{OrgApiKey, User};
 
 use crate::helpers::{
-    Browser, EventStream, TestApp, TestUser, assert_is_redirect_to, count, spawn_app,
+    EventStream, TestApp, TestUser, assert_is_redirect_to, count, email_subject, spawn_app,
 };
 
 const SOON: Duration = Duration::from_secs(5);
@@ -48,10 +48,6 @@ fn public_id_of(app: &TestApp, user: &TestUser) -> String {
         .first::<uuid::Uuid>(&mut app.db.connect())
         .unwrap()
         .to_string()
-}
-
-async fn signed_in(browser: &Browser) -> bool {
-    browser.get("/todos").await.status() == StatusCode::OK
 }
 
 #[tokio::test]
@@ -194,8 +190,8 @@ async fn log_out_everywhere_ends_every_session_of_the_user() {
             .await
             .contains("Signed alice@acme.test out everywhere: 2 sessions ended")
     );
-    assert!(!signed_in(&laptop).await && !signed_in(&phone).await);
-    assert!(signed_in(&admin).await);
+    assert!(!laptop.is_signed_in().await && !phone.is_signed_in().await);
+    assert!(admin.is_signed_in().await);
     assert_eq!(
         count(
             &o.app.db,
@@ -218,8 +214,8 @@ async fn end_session_ends_only_that_session() {
         .await;
 
     assert_is_redirect_to(&response, "/admin");
-    assert!(!signed_in(&laptop).await);
-    assert!(signed_in(&phone).await);
+    assert!(!laptop.is_signed_in().await);
+    assert!(phone.is_signed_in().await);
     let again = admin
         .post_form(&format!("/admin/sessions/{session}/logout"), &[])
         .await;
@@ -244,7 +240,7 @@ async fn an_admin_can_never_act_on_another_org() {
     assert_eq!(user.status(), StatusCode::NOT_FOUND);
     assert_eq!(session.status(), StatusCode::NOT_FOUND);
     assert_eq!(malformed.status(), StatusCode::NOT_FOUND);
-    assert!(signed_in(&carol).await);
+    assert!(carol.is_signed_in().await);
     assert_eq!(count(&o.app.db, "revocations"), 0);
     let globex_key = OrgApiKey::create(&mut *o.app.conn().await, o.carol.user.org_id)
         .await
@@ -382,20 +378,9 @@ async fn keys_are_created_once_listed_and_revoked_from_the_keys_page() {
     let start = page.find("value=\"ual_").unwrap() + "value=\"".len();
     let key = page[start..start + 48].to_owned();
 
-    let ual = |key: String| {
-        let url = o.app.url("/global-token-revocation");
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(key)
-                .json(&serde_json::json!({ "sub_id": { "format": "email", "email": "alice@acme.test" } }))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    assert_eq!(ual(key.clone()).await, StatusCode::NO_CONTENT);
+    let alice = email_subject("alice@acme.test");
+    let ual = async |key: &str| o.app.universal_logout(key, &alice).await.status();
+    assert_eq!(ual(&key).await, StatusCode::NO_CONTENT);
     let listed = admin.page("/admin/keys").await;
     assert!(listed.contains(&key[..12]) && !listed.contains(&key));
 
@@ -403,7 +388,7 @@ async fn keys_are_created_once_listed_and_revoked_from_the_keys_page() {
         .post_form(&format!("/admin/keys/{}/revoke", &key[..12]), &[])
         .await;
     assert_is_redirect_to(&revoked, "/admin/keys");
-    assert_eq!(ual(key).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(ual(&key).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

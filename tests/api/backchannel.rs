@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use ual_todo::db::models::{Org, User};
 
 use crate::{
-    helpers::{Browser, EventStream, TestApp, TestUser, count, spawn_app},
+    helpers::{Browser, EventStream, TestApp, TestUser, assert_json_error, count, spawn_app},
     idp::{self, SigningKey, TestIdp, now, sign, sign_with},
 };
 
@@ -91,20 +91,11 @@ impl Setup {
     }
 }
 
-async fn signed_in(browser: &Browser) -> bool {
-    browser.get("/todos").await.status() == StatusCode::OK
-}
-
+/// Asserts the refusal of a logout token (never cached) whose description mentions `words`.
 async fn assert_invalid(response: reqwest::Response, words: &str) {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{words}");
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_request");
-    let description = body["error_description"].as_str().unwrap();
-    assert!(
-        description.contains(words),
-        "{description:?} should mention {words:?}"
-    );
+    assert_json_error(response, StatusCode::BAD_REQUEST, "invalid_request", words).await;
 }
 
 #[tokio::test]
@@ -120,8 +111,8 @@ async fn a_sid_ends_exactly_that_idp_sessions_sessions() {
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
-    assert!(!signed_in(&laptop).await);
-    assert!(signed_in(&phone).await);
+    assert!(!laptop.is_signed_in().await);
+    assert!(phone.is_signed_in().await);
     let event = laptop_stream
         .next(Duration::from_secs(5))
         .await
@@ -148,7 +139,7 @@ async fn a_sub_alone_ends_every_session_of_the_user() {
         .await;
 
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(!signed_in(&laptop).await && !signed_in(&phone).await);
+    assert!(!laptop.is_signed_in().await && !phone.is_signed_in().await);
     assert_eq!(
         count(
             &s.app.db,
@@ -176,19 +167,9 @@ async fn every_invalid_logout_token_is_400_and_ends_nothing() {
     let s = setup().await;
     let browser = s.session_with_sid("sid-1").await;
     let valid = s.claims(json!({ "sub": "00u-alice", "sid": "sid-1" }));
-    let with = |change: &dyn Fn(&mut Value)| {
-        let mut claims = valid.clone();
-        claims["jti"] = json!(uuid::Uuid::new_v4().to_string());
-        change(&mut claims);
-        claims
-    };
+    let with = |change: &dyn Fn(&mut Value)| idp::variant(&valid, change);
     let other_key = idp::signing_key("rsa-other", "rsa-1", Algorithm::RS256);
-    let hs256 = {
-        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
-        header.kid = Some("rsa-1".into());
-        let secret = jsonwebtoken::EncodingKey::from_secret(&idp::rsa_public_pem());
-        jsonwebtoken::encode(&header, &with(&|_| {}), &secret).unwrap()
-    };
+    let hs256 = idp::forge_hs256_with_public_key("rsa-1", Some("JWT"), &with(&|_| {}));
     let cases: Vec<(&str, String)> = vec![
         ("not a JWT", "not-a-jwt".into()),
         (
@@ -268,7 +249,7 @@ async fn every_invalid_logout_token_is_400_and_ends_nothing() {
     }
     assert_invalid(s.post(&[("token", "x")]).await, "logout_token").await;
     assert_invalid(s.post(&[("logout_token", "")]).await, "empty").await;
-    assert!(signed_in(&browser).await, "nothing was ended");
+    assert!(browser.is_signed_in().await, "nothing was ended");
     assert_eq!(count(&s.app.db, "revocations"), 0);
 
     // The same token, valid, works once.
@@ -276,7 +257,7 @@ async fn every_invalid_logout_token_is_400_and_ends_nothing() {
         s.logout(&s.token(&with(&|_| {}))).await.status(),
         StatusCode::OK
     );
-    assert!(!signed_in(&browser).await);
+    assert!(!browser.is_signed_in().await);
 }
 
 #[tokio::test]
@@ -303,5 +284,5 @@ async fn a_logout_token_for_another_orgs_users_ends_nothing_of_theirs() {
         .await;
 
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(signed_in(&carols).await);
+    assert!(carols.is_signed_in().await);
 }

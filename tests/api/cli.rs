@@ -52,15 +52,10 @@ fn org_create_prints_the_org_as_json() {
     );
 }
 
+/// The status of a Universal Logout call for `email` with `key`.
 async fn ual(app: &crate::helpers::TestApp, key: &str, email: &str) -> reqwest::StatusCode {
-    reqwest::Client::new()
-        .post(app.url("/global-token-revocation"))
-        .bearer_auth(key)
-        .json(&serde_json::json!({ "sub_id": { "format": "email", "email": email } }))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    let subject = crate::helpers::email_subject(email);
+    app.universal_logout(key, &subject).await.status()
 }
 
 /// The org `acme` with the user `a@acme.test`, made with the binary; returns the org's first

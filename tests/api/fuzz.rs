@@ -10,7 +10,10 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::{
+    helpers::{TestApp, UNIVERSAL_LOGOUT, spawn_app},
+    idp::b64url,
+};
 
 /// One app and runtime for every case.
 struct Target {
@@ -171,23 +174,6 @@ fn content_type() -> impl Strategy<Value = Option<String>> {
 
 /// A JWT-shaped token: base64url parts of arbitrary JSON (or bytes), never validly signed.
 fn jwt_shaped() -> impl Strategy<Value = String> {
-    fn b64(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..=chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out
-    }
     (
         json_value(),
         json_value(),
@@ -196,9 +182,9 @@ fn jwt_shaped() -> impl Strategy<Value = String> {
         .prop_map(|(header, claims, signature)| {
             format!(
                 "{}.{}.{}",
-                b64(header.to_string().as_bytes()),
-                b64(claims.to_string().as_bytes()),
-                b64(&signature)
+                b64url(header.to_string().as_bytes()),
+                b64url(claims.to_string().as_bytes()),
+                b64url(&signature)
             )
         })
 }
@@ -213,7 +199,7 @@ proptest! {
         body in body(),
     ) {
         let authorization = authorization.map(|a| if a == "VALID" { format!("Bearer {}", target().key) } else { a });
-        check("/global-token-revocation", authorization, content_type, body)?;
+        check(UNIVERSAL_LOGOUT, authorization, content_type, body)?;
     }
 
     #[test]
@@ -237,7 +223,7 @@ proptest! {
 fn absurd_headers_and_lengths_are_refused_cleanly() {
     let t = target();
     t.runtime.block_on(async {
-        let url = t.app.url("/global-token-revocation");
+        let url = t.app.url(UNIVERSAL_LOGOUT);
         // A Content-Length far beyond the limit, with a short body.
         let huge = t
             .client
@@ -359,13 +345,9 @@ async fn nul_and_control_characters_are_refused_everywhere() {
         json!({"format": "iss_sub", "iss": "x", "sub": "\u{0}"}),
         json!({"format": "opaque", "id": "\u{0}"}),
     ] {
-        let answer = reqwest::Client::new()
-            .post(app.url("/global-token-revocation"))
-            .bearer_auth(&key)
-            .json(&json!({ "sub_id": subject }))
-            .send()
-            .await
-            .unwrap();
+        let answer = app
+            .universal_logout(&key, &json!({ "sub_id": subject }))
+            .await;
         assert_eq!(answer.status(), reqwest::StatusCode::BAD_REQUEST);
     }
     assert_eq!(crate::helpers::count(&app.db, "todos"), 0);

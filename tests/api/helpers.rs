@@ -8,6 +8,7 @@ use std::{
 
 use diesel::{Connection as _, PgConnection, RunQueryDsl as _, connection::SimpleConnection as _};
 use reqwest::{StatusCode, cookie::CookieStore as _, header::LOCATION};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use ual_todo::{
     config::{DEFAULT_DATABASE_URL, DatabaseUrl, Settings},
@@ -306,6 +307,46 @@ impl TestApp {
         assert_is_redirect_to(&response, "/todos");
         browser
     }
+
+    /// Sends this app the Universal Logout request an IdP sends: `credential` (an API key or a
+    /// JWT) as the bearer token, `subject` as the JSON body.
+    pub async fn universal_logout(&self, credential: &str, subject: &Value) -> reqwest::Response {
+        universal_logout_at(&self.address, credential, subject).await
+    }
+}
+
+/// The path of the Universal Logout endpoint (and of a UAL JWT's `aud`, after the address).
+pub const UNIVERSAL_LOGOUT: &str = "/global-token-revocation";
+
+/// A Universal Logout subject naming a user by email, the format every IdP sends.
+pub fn email_subject(address: &str) -> Value {
+    json!({ "sub_id": { "format": "email", "email": address } })
+}
+
+/// The Universal Logout request for the app at `base`, built but not sent, for a test that adds
+/// to it (a proxy header) or sends many with one client.
+pub fn universal_logout_request(
+    client: &reqwest::Client,
+    base: &str,
+    credential: &str,
+    subject: &Value,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{base}{UNIVERSAL_LOGOUT}"))
+        .bearer_auth(credential)
+        .json(subject)
+}
+
+/// Sends the Universal Logout request to the app at `base`: for an app run as a process.
+pub async fn universal_logout_at(
+    base: &str,
+    credential: &str,
+    subject: &Value,
+) -> reqwest::Response {
+    universal_logout_request(&reqwest::Client::new(), base, credential, subject)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// A cookie-keeping HTTP client, like a browser tab.
@@ -339,6 +380,16 @@ impl Browser {
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
         self.post_form("/login", &[("email", email), ("password", password)])
             .await
+    }
+
+    /// Whether this browser's session still opens the todo list (signed out, it is sent to sign in).
+    pub async fn is_signed_in(&self) -> bool {
+        self.get("/todos").await.status() == StatusCode::OK
+    }
+
+    /// Asserts this browser's session is over: the todo list sends it to sign in.
+    pub async fn assert_signed_out(&self) {
+        assert_is_redirect_to(&self.get("/todos").await, "/login");
     }
 
     pub async fn page(&self, path: &str) -> String {
@@ -384,6 +435,32 @@ pub fn assert_is_redirect_to(response: &reqwest::Response, location: &str) {
         "expected a redirect to {location}"
     );
     assert_eq!(response.headers().get(LOCATION).unwrap(), location);
+}
+
+/// Asserts `response` is the JSON error every API answers with: `status`, the machine-readable
+/// `error` code and an `error_description` that mentions `words`. Returns the description.
+pub async fn assert_json_error(
+    response: reqwest::Response,
+    status: StatusCode,
+    error: &str,
+    words: &str,
+) -> String {
+    assert_eq!(
+        response.status(),
+        status,
+        "expected {status} {error} ({words})"
+    );
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["error"], error, "{body}");
+    let description = body["error_description"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an error_description in {body}"))
+        .to_owned();
+    assert!(
+        description.contains(words),
+        "{description:?} should mention {words:?}"
+    );
+    description
 }
 
 /// Counts rows matching an SQL condition (`table WHERE …`) in the test's database.

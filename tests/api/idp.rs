@@ -150,6 +150,55 @@ pub fn sign_with(
     jsonwebtoken::encode(&header, claims, &key.key).unwrap()
 }
 
+/// The claims of a valid Universal Logout JWT from `issuer` for the app at `app_base`, whose
+/// client there is `client_id`: five minutes to live and a fresh `jti`.
+pub fn ual_claims(issuer: &str, client_id: &str, app_base: &str) -> Value {
+    json!({
+        "iss": issuer,
+        "sub": client_id,
+        "aud": format!("{app_base}{}", crate::helpers::UNIVERSAL_LOGOUT),
+        "iat": now(),
+        "exp": now() + 300,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+/// `claims` as `change` leaves them, with a fresh `jti` so that no variant is refused as a replay.
+pub fn variant(claims: &Value, change: impl FnOnce(&mut Value)) -> Value {
+    let mut claims = claims.clone();
+    claims["jti"] = json!(uuid::Uuid::new_v4().to_string());
+    change(&mut claims);
+    claims
+}
+
+/// A forgery: `claims` signed HS256 with the RSA test key's public PEM as the secret, the
+/// algorithm confusion a verifier must refuse.
+pub fn forge_hs256_with_public_key(kid: &str, typ: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
+    header.typ = typ.map(str::to_owned);
+    let secret = EncodingKey::from_secret(&rsa_public_pem());
+    jsonwebtoken::encode(&header, claims, &secret).unwrap()
+}
+
+/// Base64url without padding, the encoding of a JWT's parts, for tokens made by hand.
+pub fn b64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 /// A plain TCP server on loopback that counts the connections it accepts and answers each with
 /// the same raw HTTP response: a stand-in for a failing IdP, or a service the app must not reach.
 pub struct CountingServer {

@@ -11,8 +11,8 @@ use ual_todo::{
 };
 
 use crate::{
-    helpers::{TestApp, spawn_app, spawn_app_with},
-    idp::{self, CountingServer, NOT_FOUND, SigningKey, TestIdp, now, sign, sign_with},
+    helpers::{TestApp, email_subject, spawn_app, spawn_app_with},
+    idp::{self, CountingServer, NOT_FOUND, SigningKey, TestIdp, sign, sign_with},
 };
 
 const CLIENT_ID: &str = "ual-todo-client";
@@ -32,17 +32,10 @@ async fn org_trusting(app: &TestApp, slug: &str, issuer: &str) -> Org {
 
 /// A Universal Logout call with a JWT naming `issuer`, signed by `key`.
 async fn call_with_jwt(app: &TestApp, issuer: &str, jwt: impl FnOnce(&Value) -> String) -> Value {
-    let claims = json!({
-        "iss": issuer, "sub": CLIENT_ID, "aud": app.url("/global-token-revocation"),
-        "iat": now(), "exp": now() + 300, "jti": uuid::Uuid::new_v4().to_string(),
-    });
-    let response = reqwest::Client::new()
-        .post(app.url("/global-token-revocation"))
-        .bearer_auth(jwt(&claims))
-        .json(&json!({ "sub_id": { "format": "email", "email": "alice@acme.test" } }))
-        .send()
-        .await
-        .unwrap();
+    let claims = idp::ual_claims(issuer, CLIENT_ID, &app.address);
+    let response = app
+        .universal_logout(&jwt(&claims), &email_subject("alice@acme.test"))
+        .await;
     let status = response.status().as_u16();
     let mut body: Value = response.json().await.unwrap_or(json!({}));
     body["status"] = json!(status);

@@ -3,7 +3,10 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{assert_is_redirect_to, spawn_app, spawn_app_with};
+use crate::helpers::{
+    assert_is_redirect_to, assert_json_error, email_subject, spawn_app, spawn_app_with,
+    universal_logout_request,
+};
 
 #[tokio::test]
 async fn ten_failed_sign_ins_lock_the_account_for_a_while() {
@@ -75,18 +78,14 @@ async fn an_address_over_its_ual_limit_is_refused_before_any_credential_work() {
     let app = spawn_app_with(|s| s.trust_proxy_headers = true).await;
     let alice = app.alice().await;
     let key = app.api_key(alice.user.org_id).await;
-    let call = |credential: String, ip: &'static str| {
-        let url = app.url("/global-token-revocation");
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(credential)
-                .header("X-Forwarded-For", ip)
-                .json(&serde_json::json!({ "sub_id": { "format": "email", "email": "alice@acme.test" } }))
-                .send()
-                .await
-                .unwrap()
-        }
+    let client = reqwest::Client::new();
+    let subject = email_subject("alice@acme.test");
+    let call = async |credential: String, ip: &str| {
+        universal_logout_request(&client, &app.address, &credential, &subject)
+            .header("X-Forwarded-For", ip)
+            .send()
+            .await
+            .unwrap()
     };
     let attacker = "198.51.100.7";
     for _ in 0..20 {
@@ -101,8 +100,13 @@ async fn an_address_over_its_ual_limit_is_refused_before_any_credential_work() {
     let limited = call(format!("ual_{}", "y".repeat(44)), attacker).await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers().contains_key("retry-after"));
-    let body: serde_json::Value = limited.json().await.unwrap();
-    assert_eq!(body["error"], "too_many_requests");
+    assert_json_error(
+        limited,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "",
+    )
+    .await;
 
     assert_eq!(
         call(key.clone(), attacker).await.status(),

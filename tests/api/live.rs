@@ -5,20 +5,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{EventStream, TestApp, count, spawn_app};
+use crate::helpers::{EventStream, TestApp, count, email_subject, spawn_app};
 
 const SOON: Duration = Duration::from_secs(5);
-
-async fn ual(base: &str, key: &str, email: &str) -> StatusCode {
-    reqwest::Client::new()
-        .post(format!("{base}/global-token-revocation"))
-        .bearer_auth(key)
-        .json(&serde_json::json!({ "sub_id": { "format": "email", "email": email } }))
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
 
 /// Waits until the instance has as many open streams (subscriptions register asynchronously).
 async fn wait_for_streams(app: &TestApp, n: usize) {
@@ -77,7 +66,9 @@ async fn universal_logout_reaches_every_stream_of_the_user_and_closes_it() {
     wait_for_streams(&app, 3).await;
 
     assert_eq!(
-        ual(&app.address, &key, "alice@acme.test").await,
+        app.universal_logout(&key, &email_subject("alice@acme.test"))
+            .await
+            .status(),
         StatusCode::NO_CONTENT
     );
 
@@ -149,7 +140,9 @@ async fn a_revocation_on_one_instance_reaches_a_stream_on_another() {
     }
 
     assert_eq!(
-        ual(&a.address, &key, "alice@acme.test").await,
+        a.universal_logout(&key, &email_subject("alice@acme.test"))
+            .await
+            .status(),
         StatusCode::NO_CONTENT
     );
 

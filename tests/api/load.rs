@@ -13,7 +13,7 @@ use std::{
 
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, email_subject, spawn_app_with, universal_logout_request};
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -182,10 +182,8 @@ async fn users_keep_working_while_they_are_revoked_and_nothing_is_lost() {
                     (client.clone(), app.clone(), key.clone(), record.clone());
                 sent_calls.spawn(async move {
                     let sent = Instant::now();
-                    let response = client
-                        .post(app.url("/global-token-revocation"))
-                        .bearer_auth(&key)
-                        .json(&serde_json::json!({ "sub_id": { "format": "email", "email": format!("user{user}@load.test") } }))
+                    let subject = email_subject(&format!("user{user}@load.test"));
+                    let response = universal_logout_request(&client, &app.address, &key, &subject)
                         .send()
                         .await
                         .unwrap();

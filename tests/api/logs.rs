@@ -13,7 +13,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
-    helpers::{Browser, TestDb, assert_is_redirect_to, run_cli},
+    helpers::{
+        Browser, TestDb, assert_is_redirect_to, email_subject, run_cli, universal_logout_at,
+    },
     idp::{self, TestIdp, now, sign},
 };
 
@@ -173,25 +175,17 @@ async fn a_full_scenario_logs_no_secret() {
     assert_eq!(listed.status(), StatusCode::OK);
 
     // Universal Logout with the key, then with a JWT.
-    let ual = |credential: String| {
-        let url = format!("{address}/global-token-revocation");
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(credential)
-                .json(&json!({ "sub_id": { "format": "email", "email": "alice@acme.test" } }))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+    let alice = email_subject("alice@acme.test");
+    let ual = async |credential: &str| {
+        universal_logout_at(&address, credential, &alice)
+            .await
+            .status()
     };
-    assert_eq!(ual(api_key.clone()).await, StatusCode::NO_CONTENT);
+    assert_eq!(ual(&api_key).await, StatusCode::NO_CONTENT);
     let jwt = sign(
         &key,
         Some("global-token-revocation+jwt"),
-        &json!({ "iss": idp.issuer, "sub": "acme-app", "aud": format!("{address}/global-token-revocation"),
-                 "iat": now(), "exp": now() + 300, "jti": "jti-logs-1" }),
+        &idp::ual_claims(&idp.issuer, "acme-app", &address),
     );
     secrets.push(jwt.clone());
     secrets.push(jwt.rsplit('.').next().unwrap().to_owned());
@@ -206,7 +200,7 @@ async fn a_full_scenario_logs_no_secret() {
             .1
             .to_owned(),
     );
-    assert_eq!(ual(jwt).await, StatusCode::NO_CONTENT);
+    assert_eq!(ual(&jwt).await, StatusCode::NO_CONTENT);
 
     // Back-channel logout.
     {

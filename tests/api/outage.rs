@@ -4,11 +4,10 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use ual_todo::config::Settings;
 
 use crate::{
-    helpers::{EventStream, TestApp, TestDb, assert_is_redirect_to, count},
+    helpers::{EventStream, TestApp, TestDb, assert_json_error, count, email_subject},
     proxy::Proxy,
 };
 
@@ -83,20 +82,21 @@ async fn an_outage_is_503_everywhere_and_the_app_recovers_on_its_own() {
             .starts_with("text/html")
     );
     assert!(page.text().await.unwrap().contains("briefly unavailable"));
-    let ual = reqwest::Client::new()
-        .post(app.url("/global-token-revocation"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({ "sub_id": { "format": "email", "email": "alice@acme.test" } }))
-        .send()
-        .await
-        .unwrap();
+    let ual = app
+        .universal_logout(&key, &email_subject("alice@acme.test"))
+        .await;
     assert_eq!(
         ual.status(),
         StatusCode::SERVICE_UNAVAILABLE,
         "the IdP will retry"
     );
-    let body: Value = ual.json().await.unwrap();
-    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_json_error(
+        ual,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "",
+    )
+    .await;
     let login = app
         .browser()
         .login("alice@acme.test", &alice.password)
@@ -131,7 +131,7 @@ async fn an_outage_is_503_everywhere_and_the_app_recovers_on_its_own() {
         .await
         .expect("the re-check ended the stream");
     assert_eq!(event.name, "logout");
-    assert_is_redirect_to(&browser.get("/todos").await, "/login");
+    browser.assert_signed_out().await;
     assert_eq!(count(&app.db, "sessions"), 0);
 }
 
@@ -142,13 +142,9 @@ async fn a_logout_answered_204_survives_an_outage() {
     let key = app.api_key(alice.user.org_id).await;
     let browser = app.signed_in(&alice).await;
 
-    let ual = reqwest::Client::new()
-        .post(app.url("/global-token-revocation"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({ "sub_id": { "format": "email", "email": "alice@acme.test" } }))
-        .send()
-        .await
-        .unwrap();
+    let ual = app
+        .universal_logout(&key, &email_subject("alice@acme.test"))
+        .await;
     assert_eq!(ual.status(), StatusCode::NO_CONTENT);
     proxy.cut();
     proxy.restore();
@@ -157,6 +153,6 @@ async fn a_logout_answered_204_survives_an_outage() {
         app.browser().get("/healthz").await.status() == StatusCode::OK
     })
     .await;
-    assert_is_redirect_to(&browser.get("/todos").await, "/login");
+    browser.assert_signed_out().await;
     assert_eq!(count(&app.db, "revocations WHERE source = 'ual'"), 1);
 }

@@ -134,7 +134,7 @@ async fn an_expired_session_is_not_loaded() {
         "UPDATE sessions SET expires_at = now() - interval '1 second'",
     );
 
-    assert_is_redirect_to(&browser.get("/todos").await, "/login");
+    browser.assert_signed_out().await;
 }
 
 #[tokio::test]
@@ -147,7 +147,7 @@ async fn activity_moves_the_idle_deadline_forward() {
         "UPDATE sessions SET last_seen_at = now() - interval '2 minutes', expires_at = now() + interval '30 seconds'",
     );
 
-    assert_eq!(browser.get("/todos").await.status(), StatusCode::OK);
+    assert!(browser.is_signed_in().await);
 
     // Default idle timeout: 12 hours.
     assert_eq!(
@@ -171,7 +171,7 @@ async fn activity_never_extends_a_session_past_its_lifetime() {
          last_seen_at = now() - interval '2 minutes'",
     );
 
-    assert_eq!(browser.get("/todos").await.status(), StatusCode::OK);
+    assert!(browser.is_signed_in().await);
 
     assert_eq!(
         count(
@@ -185,7 +185,7 @@ async fn activity_never_extends_a_session_past_its_lifetime() {
         "UPDATE sessions SET created_at = now() - interval '7 days', last_seen_at = now() - interval '2 minutes'",
     );
     browser.get("/todos").await;
-    assert_is_redirect_to(&browser.get("/todos").await, "/login");
+    browser.assert_signed_out().await;
 }
 
 #[tokio::test]
@@ -216,7 +216,7 @@ async fn last_seen_at_is_written_at_most_once_a_minute() {
     let written_at_sign_in = session_column(&app, "xmin");
 
     for _ in 0..20 {
-        assert_eq!(browser.get("/todos").await.status(), StatusCode::OK);
+        assert!(browser.is_signed_in().await);
     }
     assert_eq!(
         session_column(&app, "xmin"),
@@ -268,7 +268,7 @@ async fn sign_in_renews_the_session_key() {
 
     let second_key = session_key(&app, &browser.cookie_header().unwrap());
     assert_ne!(first_key, second_key, "a new key at sign-in");
-    assert_is_redirect_to(&before.get("/todos").await, "/login");
+    before.assert_signed_out().await;
     assert_eq!(count(&app.db, "sessions"), 1, "the old row is gone");
     assert!(browser.page("/todos").await.contains("bob@acme.test"));
 }
@@ -382,7 +382,7 @@ async fn requests_racing_a_revocation_cannot_keep_the_session() {
     // Whatever the in-flight requests did, nothing brought the session back.
     assert_eq!(count(&app.db, "sessions"), 0);
     for _ in 0..5 {
-        assert_is_redirect_to(&browser.get("/todos").await, "/login");
+        browser.assert_signed_out().await;
     }
 }
 
@@ -405,5 +405,5 @@ async fn the_sweeper_deletes_only_expired_sessions() {
 
     assert_eq!(swept.sessions, 1);
     assert_eq!(count(&app.db, "sessions"), 1);
-    assert_eq!(live.get("/todos").await.status(), StatusCode::OK);
+    assert!(live.is_signed_in().await);
 }

@@ -7,8 +7,11 @@ use serde_json::{Value, json};
 use ual_todo::db::models::{AccessToken, Org, OrgApiKey, User};
 
 use crate::{
-    helpers::{Browser, TestApp, TestUser, assert_is_redirect_to, count, spawn_app_with},
-    idp::{self, SigningKey, TestIdp, now, sign},
+    helpers::{
+        TestApp, TestUser, UNIVERSAL_LOGOUT, assert_is_redirect_to, assert_json_error, count,
+        email_subject as email, spawn_app_with,
+    },
+    idp::{self, SigningKey, TestIdp, b64url, now, sign},
 };
 
 const CLIENT_ID: &str = "ual-todo-client";
@@ -49,20 +52,12 @@ async fn setup() -> Setup {
     setup_with(|_| {}).await
 }
 
-fn email(address: &str) -> Value {
-    json!({ "sub_id": { "format": "email", "email": address } })
-}
-
 impl Setup {
     async fn call(&self, credential: &str, body: &Value) -> reqwest::Response {
-        self.post(
-            Some(&format!("Bearer {credential}")),
-            "application/json",
-            body.to_string(),
-        )
-        .await
+        self.app.universal_logout(credential, body).await
     }
 
+    /// A request shaped by hand: any `Authorization`, any content type, any bytes.
     async fn post(
         &self,
         authorization: Option<&str>,
@@ -70,7 +65,7 @@ impl Setup {
         body: impl Into<reqwest::Body>,
     ) -> reqwest::Response {
         let mut request = reqwest::Client::new()
-            .post(self.app.url("/global-token-revocation"))
+            .post(self.app.url(UNIVERSAL_LOGOUT))
             .header("Content-Type", content_type)
             .body(body);
         if let Some(value) = authorization {
@@ -91,22 +86,12 @@ impl Setup {
     }
 
     fn claims(&self, idp: &TestIdp) -> Value {
-        json!({
-            "iss": idp.issuer,
-            "sub": CLIENT_ID,
-            "aud": self.app.url("/global-token-revocation"),
-            "iat": now(),
-            "exp": now() + 300,
-            "jti": uuid::Uuid::new_v4().to_string(),
-        })
-    }
-
-    async fn is_signed_in(&self, browser: &Browser) -> bool {
-        browser.get("/todos").await.status() == StatusCode::OK
+        idp::ual_claims(&idp.issuer, CLIENT_ID, &self.app.address)
     }
 }
 
-/// Asserts a JSON error with this status whose description contains `words`.
+/// Asserts a refusal: the JSON error of `status`, with its code and a Bearer challenge on a 401,
+/// whose description contains `words`.
 async fn assert_error(response: reqwest::Response, status: StatusCode, words: &str) {
     assert_eq!(response.status(), status, "expected {status} ({words})");
     if status == StatusCode::UNAUTHORIZED {
@@ -117,13 +102,15 @@ async fn assert_error(response: reqwest::Response, status: StatusCode, words: &s
                 .starts_with("Bearer")
         );
     }
-    let body: Value = response.json().await.expect("a JSON error body");
-    assert!(body["error"].is_string());
-    let description = body["error_description"].as_str().unwrap();
-    assert!(
-        description.contains(words),
-        "{description:?} should mention {words:?}"
-    );
+    let code = match status {
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => "invalid_request",
+        StatusCode::UNAUTHORIZED => "invalid_token",
+        StatusCode::FORBIDDEN => "access_denied",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNPROCESSABLE_ENTITY => "unable_to_complete",
+        other => panic!("no refusal is {other}"),
+    };
+    assert_json_error(response, status, code, words).await;
 }
 
 fn rsa() -> SigningKey {
@@ -149,8 +136,8 @@ async fn an_api_key_ends_every_session_and_token_of_the_user() {
 
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(response.text().await.unwrap().is_empty());
-    assert_is_redirect_to(&laptop.get("/todos").await, "/login");
-    assert_is_redirect_to(&phone.get("/todos").await, "/login");
+    laptop.assert_signed_out().await;
+    phone.assert_signed_out().await;
     let api = reqwest::Client::new()
         .get(s.app.url("/api/todos"))
         .bearer_auth(&pat)
@@ -159,11 +146,11 @@ async fn an_api_key_ends_every_session_and_token_of_the_user() {
         .unwrap();
     assert_error(api, StatusCode::UNAUTHORIZED, "revoked").await;
     assert!(
-        s.is_signed_in(&bobs).await,
+        bobs.is_signed_in().await,
         "other users of the org keep their sessions"
     );
     assert!(
-        s.is_signed_in(&carols).await,
+        carols.is_signed_in().await,
         "users of other orgs keep their sessions"
     );
     assert_eq!(
@@ -195,9 +182,9 @@ async fn the_user_must_sign_in_again_and_then_works_normally() {
     let before = s.app.signed_in(&s.alice).await;
     s.call(&s.acme_key, &email("alice@acme.test")).await;
 
-    assert_is_redirect_to(&before.get("/todos").await, "/login");
+    before.assert_signed_out().await;
     let again = s.app.signed_in(&s.alice).await;
-    assert!(s.is_signed_in(&again).await);
+    assert!(again.is_signed_in().await);
 }
 
 #[tokio::test]
@@ -346,7 +333,7 @@ async fn a_revoked_key_is_401() {
     let response = s.call(&s.acme_key, &email("alice@acme.test")).await;
 
     assert_error(response, StatusCode::UNAUTHORIZED, "revoked").await;
-    assert!(s.is_signed_in(&browser).await);
+    assert!(browser.is_signed_in().await);
 }
 
 #[tokio::test]
@@ -376,7 +363,7 @@ async fn another_orgs_key_cannot_touch_this_orgs_users() {
 
     assert_error(response, StatusCode::NOT_FOUND, "no such user").await;
     assert_error(by_id, StatusCode::NOT_FOUND, "no such user").await;
-    assert!(s.is_signed_in(&alice).await, "alice is still signed in");
+    assert!(alice.is_signed_in().await, "alice is still signed in");
     assert_eq!(count(&s.app.db, "revocations"), 0);
 }
 
@@ -443,7 +430,7 @@ async fn malformed_requests_are_400_and_change_nothing() {
         )
         .await;
     }
-    assert!(s.is_signed_in(&alice).await);
+    assert!(alice.is_signed_in().await);
     assert_eq!(count(&s.app.db, "revocations"), 0);
 }
 
@@ -459,7 +446,7 @@ async fn a_body_over_16_kib_is_413() {
         .await;
     let chunks: Vec<Result<String, std::io::Error>> = vec![Ok(big.to_string())];
     let streamed = reqwest::Client::new()
-        .post(s.app.url("/global-token-revocation"))
+        .post(s.app.url(UNIVERSAL_LOGOUT))
         .header("Authorization", &bearer)
         .header("Content-Type", "application/json")
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
@@ -489,9 +476,7 @@ async fn authentication_is_checked_before_the_body() {
 async fn other_methods_are_405() {
     let s = setup().await;
 
-    let response = reqwest::get(s.app.url("/global-token-revocation"))
-        .await
-        .unwrap();
+    let response = reqwest::get(s.app.url(UNIVERSAL_LOGOUT)).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "POST");
@@ -533,7 +518,7 @@ async fn every_subject_format_finds_the_user() {
         let browser = s.app.signed_in(&s.alice).await;
         let response = s.call(&s.acme_key, &subject).await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT, "{subject}");
-        assert_is_redirect_to(&browser.get("/todos").await, "/login");
+        browser.assert_signed_out().await;
     }
 }
 
@@ -606,7 +591,7 @@ async fn a_revocation_that_cannot_complete_is_422_and_writes_nothing() {
         "could not be ended",
     )
     .await;
-    assert!(s.is_signed_in(&browser).await);
+    assert!(browser.is_signed_in().await);
     assert_eq!(
         count(&s.app.db, "revocations") + count(&s.app.db, "seen_jtis"),
         0,
@@ -624,7 +609,7 @@ async fn a_revocation_that_cannot_complete_is_422_and_writes_nothing() {
         s.call(&jwt, &email("alice@acme.test")).await.status(),
         StatusCode::NO_CONTENT
     );
-    assert_is_redirect_to(&browser.get("/todos").await, "/login");
+    browser.assert_signed_out().await;
 }
 
 // ---- Signed JWTs --------------------------------------------------------------------------
@@ -649,7 +634,7 @@ async fn a_jwt_signed_by_the_orgs_idp_logs_the_user_out() {
         let response = s.call(&jwt, &email("alice@acme.test")).await;
 
         assert_eq!(response.status(), StatusCode::NO_CONTENT, "{:?}", key.alg);
-        assert_is_redirect_to(&browser.get("/todos").await, "/login");
+        browser.assert_signed_out().await;
         let actor = format!("jwt {} jti={}", idp.issuer, claims["jti"].as_str().unwrap());
         assert_eq!(
             count(&s.app.db, &format!("revocations WHERE actor = '{actor}'")),
@@ -685,38 +670,26 @@ async fn forged_or_mismatched_jwts_are_401() {
     s.trust(&idp).await;
     let alice = s.app.signed_in(&s.alice).await;
     let valid = s.claims(&idp);
-    let with = |change: &dyn Fn(&mut Value)| {
-        let mut claims = valid.clone();
-        claims["jti"] = json!(uuid::Uuid::new_v4().to_string());
-        change(&mut claims);
-        claims
-    };
+    let with = |change: &dyn Fn(&mut Value)| idp::variant(&valid, change);
     let other_key = idp::signing_key("rsa-other", "rsa-1", Algorithm::RS256);
     let unknown_kid = idp::signing_key("rsa", "not-published", Algorithm::RS256);
-    let hs256_with_public_key = {
-        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
-        header.kid = Some("rsa-1".into());
-        header.typ = UAL_TYP.map(str::to_owned);
-        let secret = jsonwebtoken::EncodingKey::from_secret(&idp::rsa_public_pem());
-        jsonwebtoken::encode(&header, &with(&|_| {}), &secret).unwrap()
-    };
+    let hs256_with_public_key = idp::forge_hs256_with_public_key("rsa-1", UAL_TYP, &with(&|_| {}));
     let alg_none = {
-        use base64_helper::encode;
-        let header = encode(br#"{"alg":"none","typ":"global-token-revocation+jwt","kid":"rsa-1"}"#);
-        let claims = encode(with(&|_| {}).to_string().as_bytes());
+        let header = b64url(br#"{"alg":"none","typ":"global-token-revocation+jwt","kid":"rsa-1"}"#);
+        let claims = b64url(with(&|_| {}).to_string().as_bytes());
         format!("{header}.{claims}.")
     };
     let tampered = {
         let jwt = sign(&key, UAL_TYP, &with(&|_| {}));
         let mut parts: Vec<String> = jwt.split('.').map(str::to_owned).collect();
-        parts[1] = base64_helper::encode(
+        parts[1] = b64url(
             with(&|c| c["sub"] = json!("someone-else"))
                 .to_string()
                 .as_bytes(),
         );
         parts.join(".")
     };
-    let aud = s.app.url("/global-token-revocation");
+    let aud = s.app.url(UNIVERSAL_LOGOUT);
     let cases: Vec<(&str, String)> = vec![
         ("bad signature", sign(&other_key, UAL_TYP, &with(&|_| {}))),
         ("tampered claims", tampered),
@@ -817,7 +790,7 @@ async fn forged_or_mismatched_jwts_are_401() {
         );
     }
     assert!(
-        s.is_signed_in(&alice).await,
+        alice.is_signed_in().await,
         "no forged JWT logged anyone out"
     );
     assert_eq!(count(&s.app.db, "revocations"), 0);
@@ -845,7 +818,7 @@ async fn a_jwt_from_one_orgs_idp_cannot_log_out_another_orgs_user() {
         .await;
 
     assert_error(response, StatusCode::NOT_FOUND, "no such user").await;
-    assert!(s.is_signed_in(&carol).await);
+    assert!(carol.is_signed_in().await);
 }
 
 #[tokio::test]
@@ -865,10 +838,7 @@ async fn an_unreachable_jwks_is_401() {
     )
     .await
     .unwrap();
-    let claims = json!({
-        "iss": issuer, "sub": CLIENT_ID, "aud": s.app.url("/global-token-revocation"),
-        "iat": now(), "exp": now() + 300, "jti": "j-1",
-    });
+    let claims = idp::ual_claims(&issuer, CLIENT_ID, &s.app.address);
 
     let response = s
         .call(&sign(&key, UAL_TYP, &claims), &email("alice@acme.test"))
@@ -942,25 +912,4 @@ async fn rotated_keys_are_picked_up_on_an_unknown_kid() {
 
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(idp.fetches(), 2);
-}
-
-/// Base64url without padding, for hand-made JWTs.
-mod base64_helper {
-    pub fn encode(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..=chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out
-    }
 }
