@@ -80,6 +80,15 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Counts one failure of `key`, for a limit that admits by finished failures only (see
+    /// [`Limits::ual_per_ip`]).
+    pub fn failed(&self, key: &str) {
+        // Over the limit already, or the map is full: nothing more to count.
+        let _counted = self.reserve(key);
+    }
+}
+
 /// An attempt counted in advance: dropped, it stays a failure.
 #[must_use = "a reservation counts as a failure unless released"]
 pub struct Reservation<'a> {
@@ -132,7 +141,11 @@ pub struct Limits {
     pub login_per_account: RateLimiter,
     /// Failed sign-ins per client IP.
     pub login_per_ip: RateLimiter,
-    /// Failed Universal Logout authentications per client IP.
+    /// Failed Universal Logout authentications per client IP. Checked before any credential
+    /// work, counted once a credential is refused: unlike sign-ins (where each attempt costs an
+    /// argon2 hash and is reserved in advance), calls in flight do not count, so an identity
+    /// provider's burst of valid calls is never refused. Concurrent bad calls may overshoot the
+    /// limit by those in flight; a key has 256 random bits and key fetches are cached.
     pub ual_per_ip: RateLimiter,
     /// SSO sign-ins started per client IP (each stores a row until it expires).
     pub sso_start_per_ip: RateLimiter,

@@ -1,5 +1,5 @@
 //! Abuse limits: failed sign-ins per account and per address, failed Universal Logout
-//! authentications per address; a valid Universal Logout call is never delayed.
+//! authentications per address (a valid call is refused only from an address over its failure limit).
 
 use reqwest::StatusCode;
 
@@ -118,4 +118,32 @@ async fn an_address_over_its_ual_limit_is_refused_before_any_credential_work() {
         StatusCode::NO_CONTENT,
         "an identity provider at another address is not affected"
     );
+}
+
+#[tokio::test]
+async fn a_burst_of_valid_universal_logouts_from_one_address_is_never_refused() {
+    let app = spawn_app().await;
+    let org = app.create_org("acme").await;
+    let key = app.api_key(org.id).await;
+    for i in 0..40 {
+        app.create_user(org.id, &format!("user{i}@acme.test"), false)
+            .await;
+    }
+    let client = reqwest::Client::new();
+
+    // An identity provider offboarding a team: twice the failure limit, all at once.
+    let answers = futures_util::future::join_all((0..40).map(|i| {
+        universal_logout_request(
+            &client,
+            &app.address,
+            &key,
+            &email_subject(&format!("user{i}@acme.test")),
+        )
+        .send()
+    }))
+    .await;
+
+    for answer in answers {
+        assert_eq!(answer.unwrap().status(), StatusCode::NO_CONTENT);
+    }
 }

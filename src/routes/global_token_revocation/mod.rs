@@ -66,15 +66,12 @@ async fn global_token_revocation(
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     // An address over its limit is refused before any credential work (no key lookup, no JWKS
-    // fetch); the attempt is reserved first, so concurrent calls cannot exceed the limit either.
+    // fetch). Only refused credentials count, once refused (see `Limits::ual_per_ip`).
     let ip = limits.client_ip(&req);
-    let reservation = match limits.ual_per_ip.reserve(&ip) {
-        Ok(reservation) => reservation,
-        Err(wait) => {
-            tracing::warn!(ip, "too many failed Universal Logout authentications");
-            return Ok(too_many(wait));
-        }
-    };
+    if let Some(wait) = limits.ual_per_ip.retry_after(&ip) {
+        tracing::warn!(ip, "too many failed Universal Logout authentications");
+        return Ok(too_many(wait));
+    }
     let authenticated = async {
         let credential = auth::bearer(&req)?;
         let mut conn = pool.get().await?;
@@ -82,16 +79,13 @@ async fn global_token_revocation(
     }
     .await;
     let caller = match authenticated {
-        Ok(caller) => {
-            reservation.release();
-            caller
+        Ok(caller) => caller,
+        // Only a refused credential counts; an outage does not.
+        Err(refused @ AppError::Unauthorized(_)) => {
+            limits.ual_per_ip.failed(&ip);
+            return Err(refused.into());
         }
-        // Only a refused credential counts (the reservation stays); an outage does not.
-        Err(refused @ AppError::Unauthorized(_)) => return Err(refused.into()),
-        Err(other) => {
-            reservation.release();
-            return Err(other.into());
-        }
+        Err(other) => return Err(other.into()),
     };
     tracing::Span::current().record("org", caller.org.slug.as_str());
     if caller.org.disabled_at.is_some() {
