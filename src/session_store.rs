@@ -94,6 +94,82 @@ fn columns(state: &State) -> (Option<UserId>, Option<SessionMeta>) {
     (user, meta)
 }
 
+/// A session row as the store saves it, owning what [`NewSession`] borrows: the one place that
+/// knows the row's format (key hash, state, the columns copied out of it), so whatever writes
+/// session rows (the store; the bench, seeding millions) writes them alike.
+pub struct SessionRow {
+    id: Vec<u8>,
+    public_id: SessionId,
+    user_id: Option<UserId>,
+    meta: Option<SessionMeta>,
+    state: serde_json::Value,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+}
+
+impl SessionRow {
+    /// The row of the session whose cookie carries `key` and whose state is `state`, saved at
+    /// `now` and ending at `expires_at`.
+    fn new(
+        key: &str,
+        state: &State,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> serde_json::Result<Self> {
+        let (user_id, meta) = columns(state);
+        Ok(Self {
+            id: PgSessionStore::hash_key(key),
+            public_id: meta.as_ref().map_or_else(SessionId::new, |m| m.id),
+            user_id,
+            meta,
+            state: serde_json::to_value(state)?,
+            created_at: now,
+            expires_at,
+        })
+    }
+
+    /// The row of a session in which `user_id` has just signed in with `meta`, as sign-in
+    /// leaves it (actix-identity's user id and the meta, each JSON-encoded in the state): a
+    /// cookie carrying `key` loads it as that user's signed-in session.
+    pub fn signed_in(
+        key: &str,
+        user_id: UserId,
+        meta: &SessionMeta,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Self {
+        let state = State::from([
+            (
+                IDENTITY_KEY.to_owned(),
+                serde_json::to_string(&user_id.to_string()).expect("a string encodes"),
+            ),
+            (
+                META_KEY.to_owned(),
+                serde_json::to_string(meta).expect("SessionMeta encodes: no maps, no floats"),
+            ),
+        ]);
+        Self::new(key, &state, now, expires_at).expect("a map of strings encodes")
+    }
+
+    /// The row to insert, borrowing from this one.
+    pub fn to_insert(&self) -> NewSession<'_> {
+        let meta = self.meta.as_ref();
+        NewSession {
+            id: &self.id,
+            public_id: self.public_id,
+            user_id: self.user_id,
+            org_id: meta.map(|m| m.org_id),
+            state: &self.state,
+            oidc_sid: meta.and_then(|m| m.oidc_sid.as_deref()),
+            user_agent: meta.and_then(|m| m.user_agent.as_deref()),
+            ip: meta.and_then(|m| m.ip.as_deref()),
+            created_at: self.created_at,
+            last_seen_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 impl SessionStore for PgSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
         let id = Self::hash_key(key.as_ref());
@@ -122,25 +198,11 @@ impl SessionStore for PgSessionStore {
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let key = hex::encode(raw);
-        let id = Self::hash_key(&key);
         let now = OffsetDateTime::now_utc();
-        let (user_id, meta) = columns(&state);
-        let json = serde_json::to_value(&state).map_err(|e| SaveError::Serialization(e.into()))?;
-        let new = NewSession {
-            id: &id,
-            public_id: meta.as_ref().map_or_else(SessionId::new, |m| m.id),
-            user_id,
-            org_id: meta.as_ref().map(|m| m.org_id),
-            state: &json,
-            oidc_sid: meta.as_ref().and_then(|m| m.oidc_sid.as_deref()),
-            user_agent: meta.as_ref().and_then(|m| m.user_agent.as_deref()),
-            ip: meta.as_ref().and_then(|m| m.ip.as_deref()),
-            created_at: now,
-            last_seen_at: now,
-            expires_at: self.expires_at(now, now),
-        };
+        let row = SessionRow::new(&key, &state, now, self.expires_at(now, now))
+            .map_err(|e| SaveError::Serialization(e.into()))?;
         let mut conn = self.conn().await.map_err(SaveError::Other)?;
-        SessionRecord::insert(&mut conn, &new)
+        SessionRecord::insert(&mut conn, &row.to_insert())
             .await
             .context("cannot save the session")
             .map_err(SaveError::Other)?;

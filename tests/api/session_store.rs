@@ -8,9 +8,9 @@ use diesel::{prelude::*, sql_types::Text};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use ual_todo::{
-    db::models::RevocationSource,
+    db::{ids::SessionId, models::RevocationSource},
     revocation::{self, Requester},
-    session_store::PgSessionStore,
+    session_store::{PgSessionStore, SessionMeta, SessionRow},
     sweeper,
 };
 
@@ -23,19 +23,23 @@ fn session_key(app: &TestApp, cookie_header: &str) -> String {
         .find(|c| c.starts_with("ual_todo="))
         .expect("a session cookie");
     let cookie = Cookie::parse_encoded(pair.to_owned()).unwrap();
+    let mut jar = CookieJar::new();
+    jar.add_original(cookie);
+    jar.private(&cookie_key(app))
+        .get("ual_todo")
+        .expect("the cookie decrypts")
+        .value()
+        .to_owned()
+}
+
+/// The key the app encrypts its cookies with, kept in the database.
+fn cookie_key(app: &TestApp) -> Key {
     let hex_key: String = ual_todo::db::schema::settings::table
         .find("cookie_key")
         .select(ual_todo::db::schema::settings::value)
         .first(&mut app.db.connect())
         .unwrap();
-    let key = Key::from(&hex::decode(hex_key).unwrap());
-    let mut jar = CookieJar::new();
-    jar.add_original(cookie);
-    jar.private(&key)
-        .get("ual_todo")
-        .expect("the cookie decrypts")
-        .value()
-        .to_owned()
+    Key::from(&hex::decode(hex_key).unwrap())
 }
 
 /// Every row of every table of the app, as text.
@@ -121,6 +125,55 @@ async fn sign_in_fills_the_user_org_and_device_columns() {
         alice.user.id, alice.user.org_id
     );
     assert_eq!(count(&app.db, &who), 1);
+}
+
+#[tokio::test]
+async fn a_row_built_as_signed_in_loads_as_that_users_session() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let key = hex::encode([7u8; 32]);
+    let meta = SessionMeta {
+        id: SessionId::new(),
+        org_id: alice.user.org_id,
+        email: alice.user.email.clone(),
+        is_admin: alice.user.is_admin,
+        user_agent: None,
+        ip: None,
+        oidc_sid: None,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let row = SessionRow::signed_in(
+        &key,
+        alice.user.id,
+        &meta,
+        now,
+        now + time::Duration::hours(1),
+    );
+    diesel::insert_into(ual_todo::db::schema::sessions::table)
+        .values(row.to_insert())
+        .execute(&mut app.db.connect())
+        .unwrap();
+    let mut jar = CookieJar::new();
+    jar.private_mut(&cookie_key(&app))
+        .add(Cookie::new("ual_todo", key));
+    let sealed = jar.delta().next().unwrap().value().to_owned();
+
+    let response = app
+        .browser()
+        .client
+        .get(app.url("/todos"))
+        .header("Cookie", format!("ual_todo={sealed}"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains(&alice.user.email));
+    let who = format!(
+        "sessions WHERE user_id = '{}' AND org_id = '{}' AND public_id = '{}'",
+        alice.user.id, alice.user.org_id, meta.id
+    );
+    assert_eq!(count(&app.db, &who), 1, "the columns come from the state");
 }
 
 #[tokio::test]

@@ -45,9 +45,10 @@ pub struct SessionSummary {
     pub last_seen_at: OffsetDateTime,
 }
 
-/// A session row to insert.
+/// A session row to insert. `None` is written as NULL (what every nullable column defaults to),
+/// not as `DEFAULT`, so rows can also be written with `COPY` (the bench's bulk seeding).
 #[derive(Debug, Insertable)]
-#[diesel(table_name = sessions)]
+#[diesel(table_name = sessions, treat_none_as_default_value = false)]
 pub struct NewSession<'a> {
     pub id: &'a [u8],
     pub public_id: SessionId,

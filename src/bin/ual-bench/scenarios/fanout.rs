@@ -16,7 +16,7 @@ use tokio::{sync::oneshot, task::JoinSet};
 use crate::{
     fixture::{
         BenchDb, CookieForge, CpuMeter, Instance, RawConn, WaitSampler, email, get_request,
-        open_files_limit, progress, seed_org, session_key, sessions_sql, ual_request, users_sql,
+        open_files_limit, progress, seed_org, session_key, ual_request, users_sql,
     },
     report::{Latency, Row},
 };
@@ -61,13 +61,9 @@ async fn run_one(streams: usize, revoke_users: usize) -> anyhow::Result<Row> {
     let db = BenchDb::create("fanout")?;
     let forge = CookieForge::new();
     let api_key = seed_org(&mut db.connect()?, "https://idp.bench.test")?;
-    db.execute(format!(
-        "{}{}{}",
-        users_sql("f", users),
-        users_sql("warm", 2),
-        sessions_sql("true", &SESSIONS_PER_USER.to_string()),
-    ))
-    .await?;
+    db.execute(format!("{}{}", users_sql("f", users), users_sql("warm", 2)))
+        .await?;
+    db.seed_sessions(|_| SESSIONS_PER_USER).await?;
     let env = [forge.env()];
     let instances = [
         Instance::start(&db, &env).await?,

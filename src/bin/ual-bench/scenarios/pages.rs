@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use crate::{
     fixture::{
         BenchDb, CookieForge, CpuMeter, Instance, ORG_ID, RawConn, WaitSampler, email, get_request,
-        progress, query_text, seed_org, session_key, sessions_sql,
+        progress, query_text, seed_org, session_key,
     },
     report::{Latency, Row},
 };
@@ -40,8 +40,8 @@ pub async fn run(
                FROM users u, generate_series(1, {count}) AS k WHERE u.email = '{email}';"
         );
     }
-    sql += &sessions_sql("true", "1");
     db.execute(sql).await?;
+    db.seed_sessions(|_| 1).await?;
     db.settle().await?;
     let app = Instance::start(&db, &[forge.env(), ("WORKERS", "2")]).await?;
     let meter = CpuMeter::new(&[&app], &db);

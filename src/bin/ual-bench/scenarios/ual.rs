@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use diesel::connection::SimpleConnection as _;
 
 use crate::{
-    fixture::{BenchDb, CLIENT_ID, Idp, Instance, email, seed_org, sessions_sql, users_sql},
+    fixture::{BenchDb, CLIENT_ID, Idp, Instance, email, seed_org, seed_sessions, users_sql},
     report::{Latency, Row},
 };
 
@@ -72,7 +72,6 @@ fn seed(db: &BenchDb, idp: &Idp, users: usize) -> anyhow::Result<String> {
     let api_key = seed_org(&mut conn, &idp.issuer)?;
     conn.batch_execute(&users_sql("user", users))
         .context("seeding users")?;
-    conn.batch_execute(&sessions_sql("true", "5"))
-        .context("seeding sessions")?;
+    seed_sessions(&mut conn, |_| 5)?;
     Ok(api_key)
 }

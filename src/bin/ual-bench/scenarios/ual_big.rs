@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::{
     fixture::{
         BenchDb, CLIENT_ID, CpuMeter, Idp, Instance, RawConn, WaitSampler, email, progress,
-        query_text, seed_org, sessions_sql, ual_request, users_sql, wal_bytes, wal_lsn,
+        query_text, seed_org, ual_request, users_sql, wal_bytes, wal_lsn,
     },
     report::{Latency, Row},
 };
@@ -103,7 +103,9 @@ async fn run_one(scale: Scale, load: Load) -> anyhow::Result<Vec<Row>> {
     let api_key = seed_org(&mut db.connect()?, &idp.issuer)?;
     let seeding = Instant::now();
     progress!("ual-big {label}: seeding (a million rows take about a minute)");
-    db.execute(seed_sql(scale)).await?;
+    db.execute(users_sql(TARGET, scale.targets) + &users_sql(OTHER, scale.users - scale.targets))
+        .await?;
+    db.seed_sessions(sessions_of(scale)).await?;
     db.settle().await?;
     let mut conn = db.connect()?;
     let count: usize =
@@ -220,23 +222,23 @@ async fn run_one(scale: Scale, load: Load) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Users, then sessions: five for each target, the rest spread over the others.
-fn seed_sql(scale: Scale) -> String {
+/// How many sessions a user has: five for each target; the rest spread evenly over the others,
+/// the first of whom have one more when the rows do not divide evenly.
+fn sessions_of(scale: Scale) -> impl Fn(&str) -> usize + Send + 'static {
     let others = scale.users - scale.targets;
     let left = scale.rows - 5 * scale.targets;
     let (base, extra) = (left / others, left % others);
-    format!(
-        "{}{}{}",
-        users_sql(TARGET, scale.targets),
-        users_sql(OTHER, others),
-        sessions_sql(
-            "true",
-            &format!(
-                "CASE WHEN u.email LIKE '{TARGET}%' THEN 5 \
-                 ELSE {base} + (split_part(substr(u.email, 2), '@', 1)::int < {extra})::int END"
-            ),
-        ),
-    )
+    move |email| {
+        if email.starts_with(TARGET) {
+            return 5;
+        }
+        let index: usize = email[OTHER.len()..]
+            .split('@')
+            .next()
+            .and_then(|i| i.parse().ok())
+            .expect("an email made by `email(OTHER, i)`");
+        base + usize::from(index < extra)
+    }
 }
 
 /// Signs out `user`; returns how long the 204 took.
