@@ -10,7 +10,6 @@
 //! while disconnected cannot leave a tab signed in.
 
 use std::{
-    collections::HashMap,
     pin::Pin,
     sync::{
         Arc, Mutex,
@@ -33,8 +32,11 @@ use crate::{
 };
 
 mod listener;
+mod streams;
 
 pub use listener::{LISTENER_NAME, is_admin, listen, session_is_live};
+pub use streams::Feed;
+use streams::{Entry, Streams, broadcast_to_admins, send};
 
 /// The channel the `sessions_notify_sign_in` trigger announces new sessions on.
 pub const SIGN_IN_CHANNEL: &str = "ual_todo_sign_ins";
@@ -43,16 +45,6 @@ const STREAM_BUFFER: usize = 8;
 /// Open streams per session (a tab each); the oldest closes when another opens, so one cookie
 /// cannot pin an unbounded number of streams in memory.
 pub const MAX_STREAMS_PER_SESSION: usize = 20;
-
-/// Which events a stream receives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Feed {
-    /// A user's tab: `logout` when its session ends.
-    User,
-    /// An admin dashboard: `logout` for the admin's own session, plus the org's `revoked` and
-    /// `signin` events.
-    Admin,
-}
 
 /// A new signed-in session, as the trigger announces it.
 #[derive(Clone, Debug, Deserialize)]
@@ -63,68 +55,6 @@ pub struct SignIn {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub at_ms: i64,
-}
-
-/// A stream's sender. Events are boxed: the channel allocates room for 32 of them up front, and
-/// a boxed one is 8 bytes instead of 96, so an idle stream costs 3 KiB less.
-type EventSender = mpsc::Sender<Box<Event>>;
-
-/// Queues an event on a stream; a full or closed stream is skipped (it is going away).
-fn send(tx: &EventSender, event: &Event) {
-    let _ = tx.try_send(Box::new(event.clone()));
-}
-
-struct Entry {
-    session: SessionId,
-    user: UserId,
-    org: OrgId,
-    feed: Feed,
-    tx: EventSender,
-}
-
-#[derive(Default)]
-struct Streams {
-    next_id: u64,
-    entries: HashMap<u64, Entry>,
-    by_session: HashMap<SessionId, Vec<u64>>,
-    by_user: HashMap<UserId, Vec<SessionId>>,
-    admins: HashMap<OrgId, Vec<u64>>,
-}
-
-impl Streams {
-    fn remove(&mut self, id: u64) -> Option<Entry> {
-        let entry = self.entries.remove(&id)?;
-        if let Some(ids) = self.by_session.get_mut(&entry.session) {
-            ids.retain(|i| *i != id);
-            if ids.is_empty() {
-                self.by_session.remove(&entry.session);
-                if let Some(sessions) = self.by_user.get_mut(&entry.user) {
-                    sessions.retain(|s| *s != entry.session);
-                    if sessions.is_empty() {
-                        self.by_user.remove(&entry.user);
-                    }
-                }
-            }
-        }
-        if entry.feed == Feed::Admin
-            && let Some(ids) = self.admins.get_mut(&entry.org)
-        {
-            ids.retain(|i| *i != id);
-            if ids.is_empty() {
-                self.admins.remove(&entry.org);
-            }
-        }
-        Some(entry)
-    }
-
-    /// Removes every stream of `session` and returns their senders.
-    fn take_session(&mut self, session: SessionId) -> Vec<EventSender> {
-        let ids = self.by_session.get(&session).cloned().unwrap_or_default();
-        ids.into_iter()
-            .filter_map(|id| self.remove(id))
-            .map(|e| e.tx)
-            .collect()
-    }
 }
 
 /// The streams an instance serves, and the state of its listening connection.
@@ -398,14 +328,6 @@ impl Hub {
     /// How many times the listening connection was re-established.
     pub fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::SeqCst)
-    }
-}
-
-fn broadcast_to_admins(streams: &Streams, org: OrgId, event: &Event) {
-    for id in streams.admins.get(&org).into_iter().flatten() {
-        if let Some(entry) = streams.entries.get(id) {
-            send(&entry.tx, event);
-        }
     }
 }
 

@@ -7,7 +7,8 @@ use reqwest::StatusCode;
 use ual_todo::{db::models::User, live::Hub};
 
 use crate::helpers::{
-    Browser, EventStream, SseEvent, TestApp, TestUser, assert_is_redirect_to, spawn_app,
+    Browser, EventStream, SseEvent, TestApp, TestUser, assert_is_redirect_to, cut_the_listener,
+    spawn_app,
 };
 
 /// How soon a demoted admin's stream must close.
@@ -151,13 +152,7 @@ async fn a_demotion_missed_while_not_listening_closes_the_feed_after_reconnectin
 
     // Cut the listener, and demote in a way no notice announces.
     let mut conn = a.app.db.connect();
-    diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}' \
-         AND datname = current_database()",
-        ual_todo::live::LISTENER_NAME
-    ))
-    .execute(&mut conn)
-    .unwrap();
+    cut_the_listener(&mut conn);
     diesel::update(ual_todo::db::schema::users::table.find(a.other_admin.user.id))
         .set(ual_todo::db::schema::users::is_admin.eq(false))
         .execute(&mut conn)

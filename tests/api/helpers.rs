@@ -636,3 +636,14 @@ pub fn serve(db: &TestDb) -> (std::process::Child, String) {
     std::thread::spawn(move || for _ in lines {}); // keep draining its log
     (child, address)
 }
+
+/// Ends the app's `LISTEN` connection from the database side, as a network failure would.
+pub fn cut_the_listener(conn: &mut PgConnection) {
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}' \
+         AND datname = current_database()",
+        ual_todo::live::LISTENER_NAME
+    ))
+    .execute(conn)
+    .unwrap();
+}

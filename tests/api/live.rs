@@ -171,13 +171,7 @@ async fn a_dropped_listening_connection_reconnects_and_ends_streams_it_missed() 
     {
         use diesel::RunQueryDsl as _;
         let mut conn = app.db.connect();
-        diesel::sql_query(format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}' \
-             AND datname = current_database()",
-            ual_todo::live::LISTENER_NAME
-        ))
-        .execute(&mut conn)
-        .unwrap();
+        crate::helpers::cut_the_listener(&mut conn);
         diesel::sql_query("DELETE FROM sessions")
             .execute(&mut conn)
             .unwrap();

@@ -192,6 +192,11 @@ pub async fn events(
     events::stream(&req, &admin, Feed::Admin, hub.into_inner(), &pool).await
 }
 
+/// What an admin is told of a user id that is not of their org (or not an id at all).
+fn no_such_user() -> AppError {
+    AppError::NotFound("There is no such user in your organisation.".into())
+}
+
 fn actor(admin: &AdminUser) -> String {
     format!("admin {}", admin.0.email)
 }
@@ -206,7 +211,7 @@ pub async fn log_out_user(
     metrics: web::Data<Metrics>,
     request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
-    let not_found = || AppError::NotFound("There is no such user in your organisation.".into());
+    let not_found = no_such_user;
     let id: UserId = path.parse().map_err(|_| not_found())?;
     let mut conn = pool.get().await?;
     let user = User::find_in_org(&mut conn, admin.0.org_id, id)
@@ -274,7 +279,7 @@ pub async fn set_role(
     form: web::Form<RoleForm>,
     pool: web::Data<Pool>,
 ) -> Result<HttpResponse, AppError> {
-    let not_found = || AppError::NotFound("There is no such user in your organisation.".into());
+    let not_found = no_such_user;
     let id: UserId = path.parse().map_err(|_| not_found())?;
     let make_admin = match form.admin.as_str() {
         "true" => true,
