@@ -90,7 +90,10 @@ impl Drop for Subscription {
 
 /// The `logout` event for a reason (`ual`, `admin`, `backchannel`, `self`, `revoked`).
 fn logout_event(reason: &str) -> Event {
-    Event::Data(Data::new(json!({ "reason": reason }).to_string()).event("logout"))
+    let message = crate::page::sign_out_reason(reason);
+    Event::Data(
+        Data::new(json!({ "reason": reason, "message": message }).to_string()).event("logout"),
+    )
 }
 
 impl Hub {
@@ -178,6 +181,7 @@ impl Hub {
                     "user_id": notice.user_id,
                     "session_ids": notice.session_ids,
                     "source": notice.source,
+                    "label": notice.source.label(),
                     "actor": notice.actor,
                     "sessions_ended": notice.sessions_ended,
                     "at_ms": notice.at_ms,

@@ -70,6 +70,23 @@ pub fn format_time(at: &time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// Why a session ended, in words, by reason (`?reason=` of the sign-in page, the `logout`
+/// event a tab receives): the one place these sentences live.
+pub fn sign_out_reason(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "signed_out" => "You signed out.",
+        "ual" => "You were signed out by your organisation's identity provider.",
+        "backchannel" => {
+            "You were signed out because you signed out at your organisation's sign-in service."
+        }
+        "admin" => "An administrator of your organisation signed you out.",
+        "self" => "You signed out on another device or tab.",
+        "expired" => "Your session has ended. Please sign in again.",
+        "revoked" => "You were signed out. Please sign in again.",
+        _ => return None,
+    })
+}
+
 /// The Content-Security-Policy of every page: nothing inline, nothing from elsewhere.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \

@@ -69,6 +69,12 @@ pub async fn stream(
 async fn status(user: Option<CurrentUser>) -> Result<HttpResponse, ApiError> {
     match user {
         Some(_) => Ok(HttpResponse::Ok().json(json!({ "signed_in": true }))),
-        None => Err(AppError::Unauthorized("not signed in".into()).into()),
+        // The worker shows this sentence when it finds the session gone.
+        None => Err(AppError::Unauthorized(
+            crate::page::sign_out_reason("expired")
+                .unwrap_or("not signed in")
+                .into(),
+        )
+        .into()),
     }
 }

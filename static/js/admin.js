@@ -3,12 +3,6 @@
 // Everything from the server is inserted as text, never as HTML.
 (() => {
   "use strict";
-  const LABELS = {
-    ual: "Universal Logout",
-    backchannel: "IdP back-channel logout",
-    admin: "an administrator",
-    self: "the user",
-  };
   const status = document.getElementById("live-status");
   const feed = document.getElementById("feed");
   const sessionTotal = document.getElementById("session-count");
@@ -49,7 +43,7 @@
 
   function revoked(data) {
     const tr = row(data.user_id);
-    const label = LABELS[data.source] || data.source;
+    const label = data.label || data.source; // the server's words for the source
     addToTotal(-data.sessions_ended);
     if (tr) {
       const ended = data.session_ids || [];

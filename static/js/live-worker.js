@@ -11,8 +11,9 @@ function tell(message) {
   for (const port of ports) port.postMessage(message);
 }
 
-function end(reason) {
-  ended = { type: "logout", reason };
+// `message` is the server's sentence for `reason` (the event, or the refused status check).
+function end(reason, message) {
+  ended = { type: "logout", reason, message };
   if (source) source.close();
   tell(ended);
 }
@@ -21,9 +22,9 @@ function connect() {
   source = new EventSource("/events");
   source.addEventListener("open", () => { retryIn = 1000; });
   source.addEventListener("logout", (event) => {
-    let reason = "revoked";
-    try { reason = JSON.parse(event.data).reason || reason; } catch (_) { /* keep the default */ }
-    end(reason);
+    let data = {};
+    try { data = JSON.parse(event.data); } catch (_) { /* keep the defaults */ }
+    end(data.reason || "revoked", data.message);
   });
   source.addEventListener("error", () => {
     // The browser retries network errors by itself; a refused stream (401, 5xx) is closed.
@@ -35,7 +36,10 @@ function connect() {
 async function check() {
   try {
     const response = await fetch("/events/status", { credentials: "same-origin", cache: "no-store" });
-    if (response.status === 401) return end("expired");
+    if (response.status === 401) {
+      const body = await response.json().catch(() => ({}));
+      return end("expired", body.error_description);
+    }
   } catch (_) { /* offline: try again later */ }
   setTimeout(connect, retryIn);
   retryIn = Math.min(retryIn * 2, 30000);

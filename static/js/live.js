@@ -7,20 +7,12 @@
   const session = document.body.dataset.session;
   if (!session) return;
 
-  const REASONS = {
-    ual: "You were signed out by your organisation's identity provider.",
-    backchannel: "You were signed out because you signed out at your organisation's sign-in service.",
-    admin: "An administrator of your organisation signed you out.",
-    self: "You signed out on another device or tab.",
-    revoked: "You were signed out.",
-    expired: "Your session has ended.",
-  };
-
   let left = false;
-  function signedOut(reason) {
+  // `message` is the server's sentence for `reason`; the sign-in page it leads to says it too.
+  function signedOut(reason, message) {
     if (left) return;
     left = true;
-    const key = Object.hasOwn(REASONS, reason) ? reason : "revoked";
+    const key = /^[a-z_]+$/.test(reason || "") ? reason : "revoked";
     const main = document.querySelector("main");
     const notice = document.createElement("section");
     notice.className = "card narrow signed-out";
@@ -28,7 +20,7 @@
     const heading = document.createElement("h1");
     heading.textContent = "Signed out";
     const text = document.createElement("p");
-    text.textContent = REASONS[key];
+    text.textContent = message || "You were signed out.";
     const link = document.createElement("a");
     link.href = "/login?reason=" + key;
     link.className = "button primary";
@@ -47,7 +39,7 @@
     : new Worker(url);
   const port = worker.port || worker;
   port.onmessage = (event) => {
-    if (event.data && event.data.type === "logout") signedOut(event.data.reason);
+    if (event.data && event.data.type === "logout") signedOut(event.data.reason, event.data.message);
   };
   if (worker.port) worker.port.start();
 

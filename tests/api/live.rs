@@ -303,3 +303,43 @@ async fn a_session_keeps_at_most_twenty_streams_and_the_oldest_closes() {
         "another session keeps its stream"
     );
 }
+
+#[tokio::test]
+async fn events_carry_the_servers_words_for_why_and_by_whom() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let admin = app
+        .create_user(alice.user.org_id, "admin@acme.test", true)
+        .await;
+    let key = app.api_key(alice.user.org_id).await;
+    let tab = app.signed_in(&alice).await;
+    let dashboard = app.signed_in(&admin).await;
+    let mut on_tab = EventStream::open(&tab, "/events").await.unwrap();
+    let mut feed = EventStream::open(&dashboard, "/admin/events")
+        .await
+        .unwrap();
+    wait_for_streams(&app, 2).await;
+
+    app.universal_logout(&key, &email_subject("alice@acme.test"))
+        .await;
+
+    let logout = on_tab.next(SOON).await.expect("a logout event");
+    let logout: Value = serde_json::from_str(&logout.data).unwrap();
+    assert_eq!(
+        logout["message"],
+        "You were signed out by your organisation's identity provider."
+    );
+    let revoked = loop {
+        let event = feed.next(SOON).await.expect("a revoked event");
+        if event.name == "revoked" {
+            break event;
+        }
+    };
+    let revoked: Value = serde_json::from_str(&revoked.data).unwrap();
+    assert_eq!(revoked["label"], "Universal Logout");
+    let status: Value = tab.get("/events/status").await.json().await.unwrap();
+    assert_eq!(
+        status["error_description"],
+        "Your session has ended. Please sign in again."
+    );
+}

@@ -81,22 +81,6 @@ pub struct LoginQuery {
     reason: Option<String>,
 }
 
-/// Why the user is looking at the sign-in page, from `?reason=`.
-fn reason_text(reason: &str) -> Option<&'static str> {
-    Some(match reason {
-        "signed_out" => "You signed out.",
-        "ual" => "You were signed out by your organisation's identity provider.",
-        "backchannel" => {
-            "You were signed out because you signed out at your organisation's sign-in service."
-        }
-        "admin" => "An administrator of your organisation signed you out.",
-        "self" => "You signed out on another device or tab.",
-        "expired" => "Your session has ended. Please sign in again.",
-        "revoked" => "You were signed out. Please sign in again.",
-        _ => return None,
-    })
-}
-
 /// `GET /login`.
 pub async fn login_form(
     req: HttpRequest,
@@ -108,7 +92,7 @@ pub async fn login_form(
     }
     let form = LoginPage {
         frame: Frame::new(&req, None),
-        reason: query.reason.as_deref().and_then(reason_text),
+        reason: query.reason.as_deref().and_then(page::sign_out_reason),
         ..LoginPage::blank()
     };
     render(&req, StatusCode::OK, form)
