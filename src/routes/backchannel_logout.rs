@@ -58,6 +58,7 @@ fn invalid(description: &str) -> ApiError {
     )))
 }
 
+#[tracing::instrument(skip_all, fields(org = tracing::field::Empty))]
 async fn backchannel_logout(
     form: web::Form<LogoutForm>,
     pool: web::Data<Pool>,
@@ -90,6 +91,7 @@ async fn backchannel_logout(
         Org::find_by_issuer_and_audience(&mut conn, &issuer, &audiences).await?
     }
     .ok_or_else(|| invalid("no organisation trusts its issuer and audience"))?;
+    tracing::Span::current().record("org", org.slug.as_str());
     let client_id = org.idp_client_id.clone().unwrap_or_default();
 
     let rules = Rules {

@@ -111,6 +111,7 @@ pub struct LoginForm {
 /// Each attempt is reserved under its address and under every (org, account) the email may
 /// name before any hashing, so concurrent guesses cannot exceed the limits; a success clears
 /// only the account that signed in.
+#[tracing::instrument(skip_all, fields(org = tracing::field::Empty, user = tracing::field::Empty))]
 pub async fn login(
     req: HttpRequest,
     form: web::Form<LoginForm>,
@@ -248,7 +249,10 @@ pub async fn login(
         }
     };
 
-    tracing::info!(user_id = %user.id, org_id = %user.org_id, "signed in with a password");
+    let span = tracing::Span::current();
+    span.record("org", tracing::field::display(user.org_id));
+    span.record("user", tracing::field::display(user.id));
+    tracing::info!("signed in with a password");
     sign_in(&req, &user, None)
 }
 

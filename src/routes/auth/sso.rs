@@ -177,6 +177,7 @@ pub struct CallbackQuery {
 
 /// `GET /auth/oidc/callback`: checks the state, exchanges the code, verifies the ID token, finds
 /// (or links, or creates) the user and signs them in.
+#[tracing::instrument(skip_all, fields(org = tracing::field::Empty, user = tracing::field::Empty))]
 pub async fn callback(
     req: HttpRequest,
     query: web::Query<CallbackQuery>,
@@ -261,7 +262,10 @@ pub async fn callback(
         Ok(user) => user,
         Err(message) => return fail(StatusCode::FORBIDDEN, &message),
     };
-    tracing::info!(user_id = %user.id, org_id = %org.id, "signed in with SSO");
+    let span = tracing::Span::current();
+    span.record("org", org.slug.as_str());
+    span.record("user", tracing::field::display(user.id));
+    tracing::info!("signed in with SSO");
     let mut response = sign_in(&req, &user, identity.sid)?;
     response
         .add_cookie(&signed_cookie::removal(STATE_COOKIE, COOKIE_PATH))
