@@ -89,6 +89,13 @@ impl Drop for Subscription {
 }
 
 /// The `logout` event for a reason (`ual`, `admin`, `backchannel`, `self`, `revoked`).
+/// A notice's time as pages show it (pages format times one way, on the server).
+fn time_text(at_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .map(|at| crate::page::format_time(&at))
+        .unwrap_or_default()
+}
+
 fn logout_event(reason: &str) -> Event {
     let message = crate::page::sign_out_reason(reason);
     Event::Data(
@@ -185,6 +192,7 @@ impl Hub {
                     "actor": notice.actor,
                     "sessions_ended": notice.sessions_ended,
                     "at_ms": notice.at_ms,
+                    "at": time_text(notice.at_ms),
                 })
                 .to_string(),
             )
@@ -215,6 +223,7 @@ impl Hub {
                     "device": user_agent::describe(sign_in.user_agent.as_deref()),
                     "ip": sign_in.ip,
                     "at_ms": sign_in.at_ms,
+                    "at": time_text(sign_in.at_ms),
                 })
                 .to_string(),
             )

@@ -88,7 +88,7 @@ pub fn sign_out_reason(reason: &str) -> Option<&'static str> {
 }
 
 /// The Content-Security-Policy of every page: nothing inline, nothing from elsewhere.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
 /// The same policy without `form-action`, for the sign-in page (see `routes::auth::login`).

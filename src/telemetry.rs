@@ -18,7 +18,7 @@ use tracing_subscriber::EnvFilter;
 const NEVER_VERBOSE: &[&str] = &["tokio_postgres=info"];
 
 /// The most bytes of any client-supplied string a log line carries.
-pub const MAX_CLIENT_TEXT: usize = 256;
+const MAX_CLIENT_TEXT: usize = 256;
 
 /// `text` cut to [`MAX_CLIENT_TEXT`] bytes (on a character boundary), marked `…` when cut.
 pub fn clip(text: &str) -> Cow<'_, str> {

@@ -30,7 +30,7 @@ pub const MIN_PASSWORD_CHARS: usize = 10;
 /// for a burst of sign-ins on a busy two-core machine).
 pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// Hashing threads at most, however many cores: each keeps a 19 MiB buffer.
-pub const MAX_THREADS: usize = 4;
+const MAX_THREADS: usize = 4;
 /// Sign-ins allowed to wait for a hashing thread; beyond, they are refused at once.
 const MAX_WAITING: usize = 256;
 /// The most argon2 memory a stored hash may ask for (64 MiB): its thread keeps it.

@@ -50,7 +50,7 @@ pub fn connect(url: &DatabaseUrl) -> anyhow::Result<PgConnection> {
 }
 
 /// Creates the database named in `url` unless it exists, via the server's `postgres` database.
-pub fn ensure_database(url: &DatabaseUrl) -> anyhow::Result<()> {
+fn ensure_database(url: &DatabaseUrl) -> anyhow::Result<()> {
     match PgConnection::establish(url.expose()) {
         Ok(_) => return Ok(()),
         Err(e) if !e.to_string().contains("does not exist") => {

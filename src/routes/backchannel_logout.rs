@@ -26,7 +26,7 @@ use crate::{
 /// Where identity providers post logout tokens.
 pub const PATH: &str = "/backchannel-logout";
 
-pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Accepted `typ` headers: the spec's `logout+jwt`, the generic `JWT`, or none.
 const TYPES: &[&str] = &["logout+jwt", "application/logout+jwt", "JWT", ""];
 /// Largest form body accepted.

@@ -37,9 +37,6 @@
     tr.classList.add(className);
   }
 
-  function timeText(ms) {
-    return new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
-  }
 
   function revoked(data) {
     const tr = row(data.user_id);
@@ -58,7 +55,7 @@
     const item = document.createElement("li");
     item.className = "fresh";
     const time = document.createElement("time");
-    time.textContent = timeText(data.at_ms);
+    time.textContent = data.at; // formatted by the server, like every time on the page
     const who = document.createElement("strong");
     who.textContent = tr ? tr.dataset.email : data.user_id;
     const detail = document.createElement("span");
@@ -84,7 +81,7 @@
     what.textContent = `${data.device} · ${data.ip || ""}`;
     const when = document.createElement("span");
     when.className = "small muted";
-    when.textContent = `signed in ${timeText(data.at_ms)}`;
+    when.textContent = `signed in ${data.at}`;
     const form = document.createElement("form");
     form.method = "post";
     form.action = `/admin/sessions/${encodeURIComponent(data.session_id)}/logout`;

@@ -43,7 +43,7 @@ pub struct IdpSettings<'a> {
 }
 
 /// Mail domains shared by the public, which no org may claim: their users are not one org's.
-pub const PUBLIC_MAIL_DOMAINS: &[&str] = &[
+const PUBLIC_MAIL_DOMAINS: &[&str] = &[
     "gmail.com",
     "googlemail.com",
     "outlook.com",
@@ -242,7 +242,7 @@ impl Org {
     }
 
     /// Stores the org's OIDC client secret, already sealed.
-    pub async fn set_client_secret(
+    async fn set_client_secret(
         conn: &mut AsyncPgConnection,
         id: OrgId,
         sealed: &[u8],
