@@ -268,6 +268,8 @@ fn audit_row<'a>(
         sessions_ended: i32::try_from(sessions_ended).unwrap_or(i32::MAX),
         tokens_revoked: i32::try_from(tokens_revoked).unwrap_or(i32::MAX),
         request_id: by.request_id,
+        action: "revoke",
+        detail: None,
     }
 }
 

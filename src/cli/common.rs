@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use crate::{
     auth::password,
     db::{
-        ids::OrgId,
+        ids::{ManagedBy, OrgId},
         models::{NewUser, Org, User},
     },
     error::is_unique_violation,
@@ -89,6 +89,7 @@ pub async fn create_user(
         email,
         password_hash: Some(hash),
         is_admin,
+        managed_by: ManagedBy::Local,
     };
     User::create(conn, &user).await
 }

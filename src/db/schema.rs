@@ -14,6 +14,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    group_members (group_id, user_id) {
+        group_id -> Uuid,
+        user_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    groups (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        display_name -> Text,
+        external_id -> Nullable<Text>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     oidc_logins (state_hash) {
         state_hash -> Bytea,
         org_id -> Uuid,
@@ -48,6 +67,7 @@ diesel::table! {
         idp_client_secret -> Nullable<Bytea>,
         sso_create_users -> Bool,
         email_domain -> Nullable<Text>,
+        admin_group -> Nullable<Text>,
     }
 }
 
@@ -62,6 +82,22 @@ diesel::table! {
         tokens_revoked -> Int4,
         request_id -> Nullable<Text>,
         created_at -> Timestamptz,
+        action -> Text,
+        detail -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
+    scim_tokens (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        prefix -> Text,
+        token_hash -> Bytea,
+        client_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -118,14 +154,30 @@ diesel::table! {
         created_at -> Timestamptz,
         oidc_issuer -> Nullable<Text>,
         oidc_subject -> Nullable<Text>,
+        state -> Text,
+        state_changed_at -> Nullable<Timestamptz>,
+        state_changed_by -> Nullable<Text>,
+        deleted_at -> Nullable<Timestamptz>,
+        managed_by -> Text,
+        break_glass -> Bool,
+        external_id -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        given_name -> Nullable<Text>,
+        family_name -> Nullable<Text>,
+        version -> Int8,
+        updated_at -> Timestamptz,
     }
 }
 
 diesel::joinable!(access_tokens -> users (user_id));
+diesel::joinable!(group_members -> groups (group_id));
+diesel::joinable!(group_members -> users (user_id));
+diesel::joinable!(groups -> orgs (org_id));
 diesel::joinable!(oidc_logins -> orgs (org_id));
 diesel::joinable!(org_api_keys -> orgs (org_id));
 diesel::joinable!(revocations -> orgs (org_id));
 diesel::joinable!(revocations -> users (user_id));
+diesel::joinable!(scim_tokens -> orgs (org_id));
 diesel::joinable!(sessions -> orgs (org_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(todos -> users (user_id));
@@ -133,10 +185,13 @@ diesel::joinable!(users -> orgs (org_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
+    group_members,
+    groups,
     oidc_logins,
     org_api_keys,
     orgs,
     revocations,
+    scim_tokens,
     seen_jtis,
     sessions,
     settings,

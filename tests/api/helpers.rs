@@ -14,7 +14,7 @@ use ual_todo::{
     config::{DEFAULT_DATABASE_URL, DatabaseUrl, Settings},
     db::{
         self, Pool, PooledConnection,
-        ids::OrgId,
+        ids::{ManagedBy, OrgId},
         models::{NewOrg, NewUser, Org, User},
     },
     startup::Application,
@@ -259,6 +259,7 @@ impl TestApp {
                 email,
                 password_hash: Some(&hash),
                 is_admin: admin,
+                managed_by: ManagedBy::Local,
             },
         )
         .await

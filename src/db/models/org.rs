@@ -26,6 +26,8 @@ pub struct Org {
     pub sso_create_users: bool,
     /// Emails at this domain sign in through this org's IdP.
     pub email_domain: Option<String>,
+    /// The IdP group (by display name) whose members are the org's admins; SCIM keeps it.
+    pub admin_group: Option<String>,
 }
 
 /// An org's identity-provider settings, as an admin or an operator gives them.

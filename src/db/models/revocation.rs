@@ -66,6 +66,10 @@ pub struct Revocation {
     pub tokens_revoked: i32,
     pub request_id: Option<String>,
     pub created_at: OffsetDateTime,
+    /// What happened: see [`Action`].
+    pub action: String,
+    /// The state before and after, where it changed.
+    pub detail: Option<serde_json::Value>,
 }
 
 /// An audit row to insert.
@@ -79,6 +83,8 @@ pub struct NewRevocation<'a> {
     pub sessions_ended: i32,
     pub tokens_revoked: i32,
     pub request_id: Option<&'a str>,
+    pub action: &'a str,
+    pub detail: Option<serde_json::Value>,
 }
 
 impl Revocation {

@@ -3,7 +3,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use crate::db::{
-    ids::{OrgId, UserId},
+    ids::{AccountState, ManagedBy, OrgId, UserId},
     schema::{orgs, users},
 };
 
@@ -25,6 +25,21 @@ pub struct User {
     /// The user's identity at the org's IdP, once known.
     pub oidc_issuer: Option<String>,
     pub oidc_subject: Option<String>,
+    pub state: AccountState,
+    pub state_changed_at: Option<OffsetDateTime>,
+    /// Who changed the state last, as the audit log names them.
+    pub state_changed_by: Option<String>,
+    pub deleted_at: Option<OffsetDateTime>,
+    pub managed_by: ManagedBy,
+    /// May sign in with a password although the org has SSO.
+    pub break_glass: bool,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// Bumped by every change: the SCIM resource's version.
+    pub version: i64,
+    pub updated_at: OffsetDateTime,
 }
 
 impl std::fmt::Debug for User {
@@ -38,6 +53,8 @@ impl std::fmt::Debug for User {
                 &self.password_hash.as_ref().map(|_| "[redacted]"),
             )
             .field("is_admin", &self.is_admin)
+            .field("state", &self.state)
+            .field("managed_by", &self.managed_by)
             .finish()
     }
 }
@@ -50,6 +67,7 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub password_hash: Option<&'a str>,
     pub is_admin: bool,
+    pub managed_by: ManagedBy,
 }
 
 impl User {
@@ -65,6 +83,7 @@ impl User {
     pub async fn find(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<Option<User>> {
         users::table
             .find(id)
+            .filter(visible())
             .select(User::as_select())
             .first(conn)
             .await
@@ -79,6 +98,7 @@ impl User {
     ) -> QueryResult<Option<User>> {
         users::table
             .filter(users::org_id.eq(org))
+            .filter(visible())
             .filter(lower(users::email).eq(email.to_lowercase()))
             .select(User::as_select())
             .first(conn)
@@ -94,6 +114,7 @@ impl User {
     ) -> QueryResult<Vec<(User, String)>> {
         users::table
             .inner_join(orgs::table)
+            .filter(visible())
             .filter(lower(users::email).eq(email.to_lowercase()))
             .order(orgs::slug)
             .limit(20)
@@ -111,6 +132,7 @@ impl User {
     ) -> QueryResult<Option<User>> {
         users::table
             .filter(users::org_id.eq(org))
+            .filter(visible())
             .filter(users::oidc_issuer.eq(issuer))
             .filter(users::oidc_subject.eq(subject))
             .select(User::as_select())
@@ -127,6 +149,7 @@ impl User {
     ) -> QueryResult<Option<User>> {
         users::table
             .filter(users::org_id.eq(org))
+            .filter(visible())
             .filter(users::id.eq(id))
             .select(User::as_select())
             .first(conn)
@@ -167,6 +190,7 @@ impl User {
     pub async fn list_for_org(conn: &mut AsyncPgConnection, org: OrgId) -> QueryResult<Vec<User>> {
         users::table
             .filter(users::org_id.eq(org))
+            .filter(visible())
             .order(users::email)
             .select(User::as_select())
             .load(conn)
@@ -183,7 +207,10 @@ impl User {
         limit: i64,
     ) -> QueryResult<(Vec<User>, i64)> {
         let matching = || {
-            let mut query = users::table.filter(users::org_id.eq(org)).into_boxed();
+            let mut query = users::table
+                .filter(users::org_id.eq(org))
+                .filter(visible())
+                .into_boxed();
             if let Some(search) = search {
                 let pattern = format!("%{}%", escape_like(search));
                 query = query.filter(users::email.ilike(pattern).escape('\\'));
@@ -206,6 +233,7 @@ impl User {
     pub async fn lock_admins(conn: &mut AsyncPgConnection, org: OrgId) -> QueryResult<Vec<UserId>> {
         users::table
             .filter(users::org_id.eq(org))
+            .filter(visible())
             .filter(users::is_admin)
             .select(users::id)
             .for_update()
@@ -233,6 +261,7 @@ impl User {
     ) -> QueryResult<Vec<UserId>> {
         users::table
             .filter(users::id.eq_any(ids))
+            .filter(visible())
             .filter(users::is_admin)
             .select(users::id)
             .load(conn)
@@ -240,7 +269,11 @@ impl User {
     }
 
     pub async fn count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-        users::table.count().get_result(conn).await
+        users::table
+            .filter(visible())
+            .count()
+            .get_result(conn)
+            .await
     }
 }
 
@@ -249,4 +282,9 @@ fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
+}
+
+/// Users that exist for everyone but the sweeper: not deleted.
+fn visible() -> diesel::dsl::Ne<users::state, AccountState> {
+    users::state.ne(AccountState::Deleted)
 }

@@ -24,6 +24,7 @@ use crate::{
     config::PublicUrl,
     db::{
         Pool,
+        ids::ManagedBy,
         models::{NewUser, OidcLogin, Org, User},
     },
     error::{AppError, is_unique_violation},
@@ -322,6 +323,7 @@ async fn find_or_create_user(
                     email,
                     password_hash: None,
                     is_admin: false,
+                    managed_by: ManagedBy::Sso,
                 },
             )
             .await?;
