@@ -26,7 +26,10 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    db::ids::{OrgId, SessionId, UserId},
+    db::{
+        ids::{OrgId, SessionId, UserId},
+        models::Action,
+    },
     revocation::Notice,
     user_agent,
 };
@@ -178,10 +181,14 @@ impl Hub {
         }
     }
 
-    /// Delivers a revocation: `logout` to the ended sessions' streams (which then close),
-    /// `revoked` to the org's dashboards.
+    /// Delivers a revocation or state change: `logout` to the ended sessions' streams (which
+    /// then close), `revoked` to the org's dashboards (with the action, so they show the state).
     pub fn revoked(&self, notice: &Notice) {
-        let logout = logout_event(notice.source.as_str());
+        let reason = match notice.action {
+            Action::Suspend | Action::Delete => "suspended",
+            _ => notice.source.as_str(),
+        };
+        let logout = logout_event(reason);
         let revoked = Event::Data(
             Data::new(
                 json!({
@@ -191,6 +198,7 @@ impl Hub {
                     "label": notice.source.label(),
                     "actor": notice.actor,
                     "sessions_ended": notice.sessions_ended,
+                    "action": notice.action,
                     "at_ms": notice.at_ms,
                     "at": time_text(notice.at_ms),
                 })
@@ -199,7 +207,9 @@ impl Hub {
             .event("revoked"),
         );
         let mut streams = self.lock();
-        let sessions = if notice.session_ids.is_empty() {
+        let sessions = if !notice.action.ends_sessions() {
+            Vec::new()
+        } else if notice.session_ids.is_empty() {
             let of_user = streams.by_user.get(&notice.user_id);
             of_user.cloned().unwrap_or_default()
         } else {

@@ -81,6 +81,9 @@ pub fn sign_out_reason(reason: &str) -> Option<&'static str> {
         }
         "admin" => "An administrator of your organisation signed you out.",
         "self" => "You signed out on another device or tab.",
+        "scim" => "You were signed out by your organisation's provisioning service.",
+        "cli" => "An operator of this service signed you out.",
+        "suspended" => "Your account was suspended by your organisation.",
         "expired" => "Your session has ended. Please sign in again.",
         "revoked" => "You were signed out. Please sign in again.",
         _ => return None,

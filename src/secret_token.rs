@@ -1,7 +1,8 @@
-//! Bearer secrets the app issues: org API keys (`ual_…`, for Universal Logout) and personal
-//! access tokens (`pat_…`, for the JSON API). A secret is 44 random alphanumerics (about 262 bits)
-//! after its kind. It is shown once; the database keeps its SHA-256 and a display prefix, looks a
-//! presented secret up by prefix and compares hashes in constant time.
+//! Bearer secrets the app issues: org API keys (`ual_…`, for Universal Logout), personal access
+//! tokens (`pat_…`, for the JSON API) and SCIM tokens (`scim_…`, for provisioning). A secret is 44
+//! random alphanumerics (about 262 bits) after its kind. It is shown once; the database keeps its
+//! SHA-256 and a display prefix, looks a presented secret up by prefix and compares hashes in
+//! constant time.
 
 use std::fmt;
 
@@ -19,6 +20,7 @@ const PREFIX_RANDOM_CHARS: usize = 8;
 pub enum Kind {
     OrgApiKey,
     AccessToken,
+    ScimToken,
 }
 
 impl Kind {
@@ -26,6 +28,7 @@ impl Kind {
         match self {
             Self::OrgApiKey => "ual_",
             Self::AccessToken => "pat_",
+            Self::ScimToken => "scim_",
         }
     }
 }

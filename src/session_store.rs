@@ -202,10 +202,15 @@ impl SessionStore for PgSessionStore {
         let row = SessionRow::new(&key, &state, now, self.expires_at(now, now))
             .map_err(|e| SaveError::Serialization(e.into()))?;
         let mut conn = self.conn().await.map_err(SaveError::Other)?;
-        SessionRecord::insert(&mut conn, &row.to_insert())
+        let saved = SessionRecord::insert(&mut conn, &row.to_insert())
             .await
             .context("cannot save the session")
             .map_err(SaveError::Other)?;
+        if !saved {
+            // The user was suspended or deleted while signing in: no session. The cookie keeps a
+            // key that loads nothing, so the next request is anonymous.
+            tracing::info!("the user is not active; session not saved");
+        }
         SessionKey::try_from(key).map_err(|e| SaveError::Other(anyhow::Error::new(e)))
     }
 

@@ -1,4 +1,9 @@
-ALTER TABLE revocations DROP COLUMN detail, DROP COLUMN action;
+DELETE FROM revocations WHERE source NOT IN ('ual', 'backchannel', 'admin', 'self');
+ALTER TABLE revocations
+    DROP CONSTRAINT revocations_source_check,
+    ADD CONSTRAINT revocations_source_check CHECK (source IN ('ual', 'backchannel', 'admin', 'self')),
+    DROP COLUMN detail,
+    DROP COLUMN action;
 DROP TABLE scim_tokens;
 DROP TABLE group_members;
 DROP TABLE groups;

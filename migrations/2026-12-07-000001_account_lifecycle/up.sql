@@ -75,6 +75,11 @@ CREATE INDEX scim_tokens_expires_at_idx ON scim_tokens (expires_at) WHERE expire
 -- The audit log records every account change, not only revocations: what happened (`revoke`,
 -- `suspend`, `reactivate`, `delete`, `create`, `update`, `grant_admin`, `remove_admin`,
 -- `break_glass`), and the state before and after where it changed.
+-- New sources: the org's IdP over SCIM, and operators on the command line (`ssf` comes with
+-- Shared Signals).
 ALTER TABLE revocations
     ADD COLUMN action text NOT NULL DEFAULT 'revoke' CHECK (char_length(action) <= 32),
-    ADD COLUMN detail jsonb;
+    ADD COLUMN detail jsonb,
+    DROP CONSTRAINT revocations_source_check,
+    ADD CONSTRAINT revocations_source_check
+        CHECK (source IN ('ual', 'backchannel', 'admin', 'self', 'scim', 'cli'));

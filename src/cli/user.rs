@@ -11,7 +11,7 @@ use super::common::{
 use crate::{
     auth::password,
     db::models::User,
-    revocation::{self, RoleError},
+    revocation::{self, Requester, RoleError},
 };
 
 #[derive(Debug, Subcommand)]
@@ -144,20 +144,21 @@ async fn set_admin(
         .await
         .context("cannot look up the user")?
         .ok_or_else(no_user)?;
-    let change = match revocation::set_admin(conn, org.id, user.id, admin, "command line").await {
-        Ok(change) => change.ok_or_else(no_user)?,
-        Err(RoleError::LastAdmin(email)) => {
-            return Err(CliError::Failed(anyhow::anyhow!(
-                "{email} is the only administrator of `{}`: make another user an admin first",
-                org.slug
-            )));
-        }
-        Err(RoleError::Database(e)) => {
-            return Err(anyhow::Error::new(e)
-                .context("cannot change the role")
-                .into());
-        }
-    };
+    let change =
+        match revocation::set_admin(conn, org.id, user.id, admin, Requester::COMMAND_LINE).await {
+            Ok(change) => change.ok_or_else(no_user)?,
+            Err(RoleError::LastAdmin(email)) => {
+                return Err(CliError::Failed(anyhow::anyhow!(
+                    "{email} is the only administrator of `{}`: make another user an admin first",
+                    org.slug
+                )));
+            }
+            Err(RoleError::Database(e)) => {
+                return Err(anyhow::Error::new(e)
+                    .context("cannot change the role")
+                    .into());
+            }
+        };
     let user = &change.user;
     if json {
         println!(

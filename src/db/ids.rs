@@ -128,6 +128,8 @@ macro_rules! text_enum {
     };
 }
 
+pub(crate) use text_enum;
+
 text_enum!(
     /// Where an account is in its life. Only an active user gets in, through any door.
     AccountState {

@@ -15,6 +15,7 @@ fn notice(org: OrgId, user: UserId, session: Option<SessionId>) -> Notice {
         actor: "test".into(),
         sessions_ended: 1,
         at_ms: 0,
+        action: Action::Revoke,
     }
 }
 

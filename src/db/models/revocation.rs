@@ -20,12 +20,22 @@ pub enum RevocationSource {
     /// The user, signing out.
     #[serde(rename = "self")]
     SelfService,
+    /// The org's IdP, provisioning over SCIM.
+    Scim,
+    /// An operator, on the command line.
+    Cli,
 }
 
 impl RevocationSource {
     /// Every source, in the order filters list them.
-    pub const ALL: [RevocationSource; 4] =
-        [Self::Ual, Self::Admin, Self::Backchannel, Self::SelfService];
+    pub const ALL: [RevocationSource; 6] = [
+        Self::Ual,
+        Self::Scim,
+        Self::Admin,
+        Self::Backchannel,
+        Self::SelfService,
+        Self::Cli,
+    ];
 
     /// The source stored as `value`.
     pub fn parse(value: &str) -> Option<Self> {
@@ -39,6 +49,8 @@ impl RevocationSource {
             Self::Backchannel => "IdP back-channel logout",
             Self::Admin => "an administrator",
             Self::SelfService => "the user",
+            Self::Scim => "SCIM provisioning",
+            Self::Cli => "an operator",
         }
     }
 
@@ -49,7 +61,37 @@ impl RevocationSource {
             Self::Backchannel => "backchannel",
             Self::Admin => "admin",
             Self::SelfService => "self",
+            Self::Scim => "scim",
+            Self::Cli => "cli",
         }
+    }
+}
+
+crate::db::ids::text_enum!(
+    /// What an audit row records.
+    Action {
+        /// Sessions and tokens ended.
+        Revoke = "revoke",
+        /// The account was suspended (and its sessions and tokens ended).
+        Suspend = "suspend",
+        Reactivate = "reactivate",
+        /// The account was deleted (and its sessions and tokens ended).
+        Delete = "delete",
+        /// The account was created (provisioned).
+        Create = "create",
+        /// The account's attributes changed.
+        Update = "update",
+        GrantAdmin = "grant_admin",
+        RemoveAdmin = "remove_admin",
+        /// The break-glass (password despite SSO) flag changed.
+        BreakGlass = "break_glass",
+    }
+);
+
+impl Action {
+    /// Whether this action ends every session of the user it concerns.
+    pub fn ends_sessions(self) -> bool {
+        matches!(self, Self::Revoke | Self::Suspend | Self::Delete)
     }
 }
 
@@ -66,8 +108,7 @@ pub struct Revocation {
     pub tokens_revoked: i32,
     pub request_id: Option<String>,
     pub created_at: OffsetDateTime,
-    /// What happened: see [`Action`].
-    pub action: String,
+    pub action: Action,
     /// The state before and after, where it changed.
     pub detail: Option<serde_json::Value>,
 }
@@ -83,7 +124,7 @@ pub struct NewRevocation<'a> {
     pub sessions_ended: i32,
     pub tokens_revoked: i32,
     pub request_id: Option<&'a str>,
-    pub action: &'a str,
+    pub action: Action,
     pub detail: Option<serde_json::Value>,
 }
 

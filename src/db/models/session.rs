@@ -1,10 +1,10 @@
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use crate::db::{
-    ids::{OrgId, SessionId, UserId},
-    schema::sessions,
+    ids::{AccountState, OrgId, SessionId, UserId},
+    schema::{sessions, users},
 };
 
 /// A row of the session store. `id` is the SHA-256 of the cookie's key, never the key itself.
@@ -79,7 +79,31 @@ impl SessionRecord {
             .optional()
     }
 
-    pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSession<'_>) -> QueryResult<()> {
+    /// Inserts a session; one of a user who is not active is not inserted (`false`). The user's
+    /// row is read `FOR SHARE`, so an insert racing a suspension waits for it to commit and
+    /// then sees the new state: a suspension can never miss a session being created.
+    pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSession<'_>) -> QueryResult<bool> {
+        let Some(user) = new.user_id else {
+            return Self::insert_row(conn, new).await.map(|()| true);
+        };
+        conn.transaction(async |conn| {
+            let active = users::table
+                .find(user)
+                .filter(users::state.eq(AccountState::Active))
+                .select(users::id)
+                .for_share()
+                .first::<UserId>(conn)
+                .await
+                .optional()?;
+            if active.is_none() {
+                return Ok(false);
+            }
+            Self::insert_row(conn, new).await.map(|()| true)
+        })
+        .await
+    }
+
+    async fn insert_row(conn: &mut AsyncPgConnection, new: &NewSession<'_>) -> QueryResult<()> {
         diesel::insert_into(sessions::table)
             .values(new)
             .execute(conn)

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use crate::db::{
     ids::{AccountState, ManagedBy, OrgId, UserId},
-    schema::{orgs, users},
+    schema::{group_members, orgs, users},
 };
 
 diesel::define_sql_function!(
@@ -155,6 +155,86 @@ impl User {
             .first(conn)
             .await
             .optional()
+    }
+
+    /// The user of `org` with this id, locked (`FOR UPDATE`) until the transaction ends: state
+    /// changes of one user then happen one after the other, and a sign-in that is creating a
+    /// session waits for them (see [`crate::db::models::SessionRecord::insert`]).
+    pub async fn lock_in_org(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+        id: UserId,
+    ) -> QueryResult<Option<User>> {
+        users::table
+            .filter(users::org_id.eq(org))
+            .filter(visible())
+            .filter(users::id.eq(id))
+            .select(User::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// Sets the state, says who did it and bumps the version; a deleted user also leaves every
+    /// group. Only [`crate::revocation::set_state`] calls it, which ends sessions and audits.
+    pub async fn set_state(
+        conn: &mut AsyncPgConnection,
+        id: UserId,
+        state: AccountState,
+        by: &str,
+    ) -> QueryResult<User> {
+        let now = OffsetDateTime::now_utc();
+        let deleted_at = (state == AccountState::Deleted).then_some(now);
+        if deleted_at.is_some() {
+            diesel::delete(group_members::table.filter(group_members::user_id.eq(id)))
+                .execute(conn)
+                .await?;
+        }
+        diesel::update(users::table.find(id))
+            .set((
+                users::state.eq(state),
+                users::state_changed_at.eq(now),
+                users::state_changed_by.eq(by),
+                users::deleted_at.eq(deleted_at),
+                users::version.eq(users::version + 1),
+                users::updated_at.eq(now),
+            ))
+            .returning(User::as_returning())
+            .get_result(conn)
+            .await
+    }
+
+    /// Sets the break-glass flag (password sign-in although the org has SSO).
+    pub async fn set_break_glass(
+        conn: &mut AsyncPgConnection,
+        id: UserId,
+        on: bool,
+    ) -> QueryResult<User> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::break_glass.eq(on),
+                users::version.eq(users::version + 1),
+                users::updated_at.eq(OffsetDateTime::now_utc()),
+            ))
+            .returning(User::as_returning())
+            .get_result(conn)
+            .await
+    }
+
+    /// Purges users deleted before `cutoff`, with their todos, tokens and memberships (the
+    /// audit log keeps its rows, without the user); returns how many.
+    pub async fn purge_deleted(
+        conn: &mut AsyncPgConnection,
+        cutoff: OffsetDateTime,
+    ) -> QueryResult<usize> {
+        diesel::delete(
+            users::table
+                .filter(users::state.eq(AccountState::Deleted))
+                .filter(users::deleted_at.lt(cutoff)),
+        )
+        .execute(conn)
+        .await
     }
 
     /// Links the user to their identity at the org's IdP.

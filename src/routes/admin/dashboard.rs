@@ -278,6 +278,7 @@ pub async fn set_role(
     path: web::Path<String>,
     form: web::Form<RoleForm>,
     pool: web::Data<Pool>,
+    request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
     let not_found = no_such_user;
     let id: UserId = path.parse().map_err(|_| not_found())?;
@@ -292,7 +293,9 @@ pub async fn set_role(
     };
     let mut conn = pool.get().await?;
     let org = admin.0.org_id;
-    let change = match revocation::set_admin(&mut conn, org, id, make_admin, &actor(&admin)).await {
+    let (actor, request_id) = (actor(&admin), request_id.to_string());
+    let by = Requester::new(RevocationSource::Admin, &actor, &request_id);
+    let change = match revocation::set_admin(&mut conn, org, id, make_admin, by).await {
         Ok(change) => change.ok_or_else(not_found)?,
         Err(RoleError::LastAdmin(email)) => {
             let message = format!(

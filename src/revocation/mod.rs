@@ -1,6 +1,7 @@
-//! The one way sessions and tokens end: Universal Logout, back-channel logout, admins and users
-//! signing out all call [`revoke_user`] or [`revoke_sessions`]. The admin role changes here too
-//! ([`set_admin`]), since losing it must end the org's live feed the same way.
+//! The one way sessions and tokens end: Universal Logout, back-channel logout, SCIM, admins and
+//! users signing out all call [`revoke_user`] or [`revoke_sessions`]. A user's state (suspended,
+//! deleted: [`lifecycle`]) and admin role ([`roles`]) change here too, since both must end
+//! sessions or live feeds the same way.
 //!
 //! Each change is one transaction. A revocation is a single statement (spend the JWT id, delete
 //! the session rows, revoke the tokens, write the audit row, `NOTIFY` the instances); a role
@@ -10,7 +11,7 @@
 
 use diesel::{
     QueryableByName,
-    sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid},
+    sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid},
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
@@ -18,13 +19,17 @@ use time::OffsetDateTime;
 
 use crate::db::{
     ids::{OrgId, SessionId, UserId},
-    models::{AccessToken, NewRevocation, Revocation, RevocationSource, User},
+    models::{AccessToken, Action, NewRevocation, Revocation, RevocationSource},
 };
+
+pub mod lifecycle;
+pub mod roles;
+
+pub use lifecycle::{StateChange, set_break_glass, set_state};
+pub use roles::{ROLE_CHANNEL, RoleChange, RoleError, RoleNotice, set_admin};
 
 /// The `LISTEN`/`NOTIFY` channel that carries [`Notice`]s.
 pub const CHANNEL: &str = "ual_todo_revocations";
-/// The channel that carries [`RoleNotice`]s.
-pub const ROLE_CHANNEL: &str = "ual_todo_roles";
 
 /// Who asked, for the audit log, and under which request.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +44,14 @@ pub struct Requester<'a> {
 }
 
 impl<'a> Requester<'a> {
+    /// An operator on the command line.
+    pub const COMMAND_LINE: Requester<'static> = Requester {
+        source: RevocationSource::Cli,
+        actor: "command line",
+        request_id: None,
+        single_use: None,
+    };
+
     /// Who asked (`actor`, through `source`) in request `request_id`.
     pub fn new(source: RevocationSource, actor: &'a str, request_id: &'a str) -> Self {
         Requester {
@@ -95,6 +108,15 @@ pub struct Notice {
     pub sessions_ended: usize,
     /// When it happened, in Unix milliseconds.
     pub at_ms: i64,
+    /// What happened: a revocation, or a state change (which ends sessions unless it is a
+    /// reactivation).
+    #[serde(default = "plain_revocation")]
+    pub action: Action,
+}
+
+/// What a notice without an action (from an older instance) announces.
+fn plain_revocation() -> Action {
+    Action::Revoke
 }
 
 /// Ends every session and personal access token of `user` in `org`, audits and announces it.
@@ -106,7 +128,7 @@ pub async fn revoke_user(
     user: UserId,
     by: Requester<'_>,
 ) -> Result<Outcome, RevokeError> {
-    let outcomes = revoke(conn, org, Target::User(user), by).await?;
+    let outcomes = revoke(conn, org, Target::User(user), by, Action::Revoke, None).await?;
     outcomes
         .into_iter()
         .next()
@@ -130,7 +152,7 @@ pub async fn revoke_sessions(
     which: Sessions<'_>,
     by: Requester<'_>,
 ) -> Result<Vec<Outcome>, RevokeError> {
-    revoke(conn, org, Target::Sessions(which), by).await
+    revoke(conn, org, Target::Sessions(which), by, Action::Revoke, None).await
 }
 
 enum Target<'a> {
@@ -141,7 +163,8 @@ enum Target<'a> {
 /// The revocation, as one statement (so one round trip, and atomic without BEGIN/COMMIT):
 /// spend the JWT id (a conflict means a replay, and then nothing else happens), delete the
 /// sessions, revoke the tokens (whole-user revocations only), write one audit row per user, and
-/// NOTIFY each of them. Exactly one of $5 (user), $6 (session), $7 (IdP session) is set. With no
+/// NOTIFY each of them, as `$12` (the action, with `$13` its detail). Exactly one of $5 (user),
+/// $6 (session), $7 (IdP session) is set. With no
 /// audit row (a replay, or no session matched) the outer join still yields one row, of NULLs:
 /// it must not NOTIFY, or every instance would log an unreadable notice.
 const REVOKE: &str = "
@@ -168,15 +191,16 @@ WITH spent AS (
     SELECT user_id, array_agg(public_id), count(*)
     FROM ended WHERE $5::uuid IS NULL AND user_id IS NOT NULL GROUP BY user_id
 ), audit AS (
-    INSERT INTO revocations (org_id, user_id, source, actor, sessions_ended, tokens_revoked, request_id)
-    SELECT $4, user_id, $8, $9, n, (SELECT count(*) FROM tokens), $10 FROM per_user
+    INSERT INTO revocations (org_id, user_id, source, actor, sessions_ended, tokens_revoked,
+                             request_id, action, detail)
+    SELECT $4, user_id, $8, $9, n, (SELECT count(*) FROM tokens), $10, $12, $13 FROM per_user
     RETURNING id, user_id, sessions_ended, tokens_revoked, created_at
 )
 SELECT (SELECT ok FROM allowed) AS allowed, audit.id, audit.sessions_ended, audit.tokens_revoked,
        CASE WHEN audit.id IS NOT NULL THEN pg_notify($11, json_build_object(
            'revocation_id', audit.id, 'org_id', $4, 'user_id', audit.user_id,
            'session_ids', per_user.ids, 'source', $8, 'actor', left($9, 200),
-           'sessions_ended', audit.sessions_ended,
+           'sessions_ended', audit.sessions_ended, 'action', $12,
            'at_ms', (extract(epoch FROM audit.created_at) * 1000)::bigint)::text) END AS notified
 FROM allowed
 LEFT JOIN (audit JOIN per_user USING (user_id)) ON true";
@@ -198,6 +222,8 @@ async fn revoke(
     org: OrgId,
     target: Target<'_>,
     by: Requester<'_>,
+    action: Action,
+    detail: Option<serde_json::Value>,
 ) -> Result<Vec<Outcome>, RevokeError> {
     let (user, session, idp_session) = match target {
         Target::User(user) => (Some(user.0), None, None),
@@ -217,6 +243,8 @@ async fn revoke(
         .bind::<Text, _>(by.actor)
         .bind::<Nullable<Text>, _>(by.request_id)
         .bind::<Text, _>(CHANNEL)
+        .bind::<Text, _>(action)
+        .bind::<Nullable<Jsonb>, _>(detail)
         .load(conn)
         .await?;
     if rows.iter().any(|row| !row.allowed) {
@@ -247,18 +275,24 @@ pub async fn revoke_access_token(
         if !AccessToken::revoke_one(conn, user, token).await? {
             return Ok(false);
         }
-        Revocation::insert(conn, &audit_row(org, user, 0, 1, by)).await?;
+        Revocation::insert(
+            conn,
+            &audit_row(org, user, (0, 1), by, Action::Revoke, None),
+        )
+        .await?;
         Ok(true)
     })
     .await
 }
 
+/// An audit row about `user`, for `ended` (sessions, tokens).
 fn audit_row<'a>(
     org: OrgId,
     user: UserId,
-    sessions_ended: usize,
-    tokens_revoked: usize,
+    (sessions_ended, tokens_revoked): (usize, usize),
     by: Requester<'a>,
+    action: Action,
+    detail: Option<serde_json::Value>,
 ) -> NewRevocation<'a> {
     NewRevocation {
         org_id: org,
@@ -268,80 +302,7 @@ fn audit_row<'a>(
         sessions_ended: i32::try_from(sessions_ended).unwrap_or(i32::MAX),
         tokens_revoked: i32::try_from(tokens_revoked).unwrap_or(i32::MAX),
         request_id: by.request_id,
-        action: "revoke",
-        detail: None,
+        action,
+        detail,
     }
-}
-
-/// A user's admin role was set: every instance closes the org feed of a user who is not (or no
-/// longer) an admin.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoleNotice {
-    pub org_id: OrgId,
-    pub user_id: UserId,
-    pub is_admin: bool,
-}
-
-/// Why a role did not change. Nothing was written.
-#[derive(Debug, thiserror::Error)]
-pub enum RoleError {
-    #[error("{0} is the only administrator of the organisation")]
-    LastAdmin(String),
-    #[error(transparent)]
-    Database(#[from] diesel::result::Error),
-}
-
-/// A role as set: the user afterwards, and whether it changed.
-#[derive(Debug)]
-pub struct RoleChange {
-    pub user: User,
-    pub changed: bool,
-}
-
-/// Makes `user` of `org` an admin or not (`None`: no such user in the org), and announces it on
-/// [`ROLE_CHANNEL`] in the same transaction, so every instance closes a demoted admin's live
-/// feed as soon as the change commits. The org's last admin cannot be demoted; its admins are
-/// locked meanwhile, so two admins demoting each other at once cannot leave it with none.
-/// Announced even when unchanged: a stray feed of a non-admin closes too.
-pub async fn set_admin(
-    conn: &mut AsyncPgConnection,
-    org: OrgId,
-    user: UserId,
-    admin: bool,
-    actor: &str,
-) -> Result<Option<RoleChange>, RoleError> {
-    let change = conn
-        .transaction(async |conn| {
-            let admins = User::lock_admins(conn, org).await?;
-            let Some(mut found) = User::find_in_org(conn, org, user).await? else {
-                return Ok(None);
-            };
-            if !admin && admins == [found.id] {
-                return Err(RoleError::LastAdmin(found.email));
-            }
-            let changed = found.is_admin != admin;
-            if changed {
-                User::set_admin(conn, found.id, admin).await?;
-                found.is_admin = admin;
-            }
-            let notice = RoleNotice {
-                org_id: org,
-                user_id: found.id,
-                is_admin: admin,
-            };
-            diesel::sql_query("SELECT pg_notify($1, $2)")
-                .bind::<Text, _>(ROLE_CHANNEL)
-                .bind::<Text, _>(serde_json::to_string(&notice).expect("serialisable"))
-                .execute(conn)
-                .await?;
-            Ok(Some(RoleChange {
-                user: found,
-                changed,
-            }))
-        })
-        .await?;
-    if change.as_ref().is_some_and(|c| c.changed) {
-        tracing::info!(org_id = %org, user_id = %user, admin, actor, "changed an admin role");
-    }
-    Ok(change)
 }

@@ -1,0 +1,168 @@
+//! A user's life: suspended, reactivated, deleted, and the break-glass flag. Suspending and
+//! deleting end every session and token in the same transaction as the state change (through
+//! the revocation statement), so no session outlives it; every change is audited with the state
+//! before and after, and announced, so open tabs sign out and dashboards update live.
+
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{CHANNEL, Notice, Outcome, Requester, RevokeError, Target, audit_row, revoke};
+use crate::db::{
+    ids::{AccountState, OrgId, UserId},
+    models::{Action, Revocation, User},
+};
+
+/// A state as set: the user afterwards, whether it changed, and what ended.
+#[derive(Debug)]
+pub struct StateChange {
+    pub user: User,
+    pub changed: bool,
+    /// The sessions and tokens that ended (suspending or deleting).
+    pub outcome: Option<Outcome>,
+}
+
+/// Puts `user` of `org` into state `to` (`None`: no such user, or already deleted). Suspending
+/// or deleting marks the user, ends every session and personal access token, audits and
+/// announces it, in one transaction; reactivating brings nothing back. Setting the state a user
+/// already has changes and records nothing.
+pub async fn set_state(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    user: UserId,
+    to: AccountState,
+    by: Requester<'_>,
+) -> Result<Option<StateChange>, RevokeError> {
+    let change = conn
+        .transaction::<_, RevokeError, _>(async |conn| {
+            let Some(found) = User::lock_in_org(conn, org, user).await? else {
+                return Ok(None);
+            };
+            let from = found.state;
+            if from == to {
+                return Ok(Some(StateChange {
+                    user: found,
+                    changed: false,
+                    outcome: None,
+                }));
+            }
+            let changed_by = format!("{} ({})", by.source.label(), by.actor);
+            let after = User::set_state(conn, found.id, to, &changed_by).await?;
+            let detail = json!({ "before": { "state": from }, "after": { "state": to } });
+            let outcome = match to {
+                AccountState::Active => {
+                    announce(conn, org, found.id, by, Action::Reactivate, detail).await?;
+                    None
+                }
+                AccountState::Suspended | AccountState::Deleted => {
+                    let action = if to == AccountState::Deleted {
+                        Action::Delete
+                    } else {
+                        Action::Suspend
+                    };
+                    let target = Target::User(found.id);
+                    revoke(conn, org, target, by, action, Some(detail))
+                        .await?
+                        .into_iter()
+                        .next()
+                }
+            };
+            Ok(Some(StateChange {
+                user: after,
+                changed: true,
+                outcome,
+            }))
+        })
+        .await?;
+    if let Some(change) = change.as_ref().filter(|c| c.changed) {
+        tracing::info!(org_id = %org, user_id = %user, state = %change.user.state,
+            source = by.source.as_str(), "changed a user's state");
+    }
+    Ok(change)
+}
+
+/// Audits a change that ends nothing and announces it to the org's dashboards.
+async fn announce(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    user: UserId,
+    by: Requester<'_>,
+    action: Action,
+    detail: serde_json::Value,
+) -> Result<(), RevokeError> {
+    let row = Revocation::insert(
+        conn,
+        &audit_row(org, user, (0, 0), by, action, Some(detail)),
+    )
+    .await?;
+    let notice = Notice {
+        revocation_id: row.id,
+        org_id: org,
+        user_id: user,
+        session_ids: Vec::new(),
+        source: by.source,
+        actor: by.actor.chars().take(200).collect(),
+        sessions_ended: 0,
+        at_ms: i64::try_from(row.created_at.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
+        action,
+    };
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<Text, _>(CHANNEL)
+        .bind::<Text, _>(serde_json::to_string(&notice).expect("serialisable"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks `user` of `org` as allowed (or not) to sign in with a password although the org has
+/// SSO; audited. `None`: no such user.
+pub async fn set_break_glass(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    user: UserId,
+    on: bool,
+    by: Requester<'_>,
+) -> Result<Option<User>, RevokeError> {
+    conn.transaction::<_, RevokeError, _>(async |conn| {
+        let Some(found) = User::lock_in_org(conn, org, user).await? else {
+            return Ok(None);
+        };
+        if found.break_glass == on {
+            return Ok(Some(found));
+        }
+        let after = User::set_break_glass(conn, found.id, on).await?;
+        let detail = json!({ "before": { "break_glass": !on }, "after": { "break_glass": on } });
+        let row = audit_row(org, found.id, (0, 0), by, Action::BreakGlass, Some(detail));
+        Revocation::insert(conn, &row).await?;
+        Ok(Some(after))
+    })
+    .await
+}
+
+/// Records a change to `user` that ends nothing and needs no announcement (SCIM creates and
+/// updates), with its before and after.
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    user: UserId,
+    action: Action,
+    by: Requester<'_>,
+    detail: serde_json::Value,
+) -> diesel::QueryResult<()> {
+    Revocation::insert(
+        conn,
+        &audit_row(org, user, (0, 0), by, action, Some(detail)),
+    )
+    .await
+    .map(drop)
+}
+
+/// Users deleted longer ago than `retention` are purged (their todos with them); returns how
+/// many.
+pub async fn purge_deleted(
+    conn: &mut AsyncPgConnection,
+    retention: time::Duration,
+) -> diesel::QueryResult<usize> {
+    User::purge_deleted(conn, OffsetDateTime::now_utc() - retention).await
+}
