@@ -1,5 +1,7 @@
 //! The session store's promises, one by one.
 
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 use std::collections::HashMap;
 
 use actix_session::storage::{SessionKey, SessionStore as _};
@@ -454,7 +456,7 @@ async fn the_sweeper_deletes_only_expired_sessions() {
         ),
     );
 
-    let swept = sweeper::sweep_once(&app.pool).await.unwrap();
+    let swept = sweeper::sweep_once(&app.pool, DAY).await.unwrap();
 
     assert_eq!(swept.sessions, 1);
     assert_eq!(count(&app.db, "sessions"), 1);

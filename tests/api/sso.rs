@@ -417,3 +417,31 @@ async fn a_universal_logout_jwt_signed_with_the_providers_real_key_works() {
     assert_eq!(answer.status(), StatusCode::NO_CONTENT);
     browser.assert_signed_out().await;
 }
+
+#[tokio::test]
+async fn a_suspended_user_is_refused_even_with_a_valid_id_token() {
+    let s = setup().await;
+    let first = s.app.browser();
+    s.idp.sign_in(&first, "acme", "alice@acme.test").await;
+    let mut conn = s.app.conn().await;
+    let alice = User::find_by_email(&mut conn, s.acme.id, "alice@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    ual_todo::revocation::set_state(
+        &mut conn,
+        s.acme.id,
+        alice.id,
+        ual_todo::db::ids::AccountState::Suspended,
+        ual_todo::revocation::Requester::COMMAND_LINE,
+    )
+    .await
+    .unwrap();
+    first.assert_signed_out().await;
+
+    let again = s.app.browser();
+    let answer = s.idp.sign_in(&again, "acme", "alice@acme.test").await;
+
+    page_says(answer, StatusCode::FORBIDDEN, "suspended").await;
+    assert!(!again.is_signed_in().await);
+}

@@ -1,6 +1,8 @@
 //! Starting single sign-on: only from the app's own sign-in form (another site cannot sign a
 //! browser into its org: login CSRF), and bounded per client address.
 
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 use reqwest::StatusCode;
 use time::OffsetDateTime;
 use ual_todo::db::models::OidcLogin;
@@ -149,7 +151,7 @@ async fn unfinished_sso_sign_ins_are_swept_once_expired() {
         }
     }
 
-    ual_todo::sweeper::sweep_once(&app.pool).await.unwrap();
+    ual_todo::sweeper::sweep_once(&app.pool, DAY).await.unwrap();
 
     assert_eq!(count(&app.db, "oidc_logins"), 1);
     assert_eq!(

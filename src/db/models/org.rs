@@ -134,6 +134,14 @@ pub struct NewOrg<'a> {
 }
 
 impl Org {
+    /// Whether single sign-on is set up (issuer, client id and secret): then only break-glass
+    /// users may sign in with a password.
+    pub fn has_sso(&self) -> bool {
+        self.idp_issuer.is_some()
+            && self.idp_client_id.is_some()
+            && self.idp_client_secret.is_some()
+    }
+
     /// Inserts an org; a taken slug is a unique violation.
     pub async fn create(conn: &mut AsyncPgConnection, new: &NewOrg<'_>) -> QueryResult<Org> {
         diesel::insert_into(orgs::table)

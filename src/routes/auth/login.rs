@@ -13,8 +13,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::{
-    auth::{CurrentUser, password},
-    db::{Pool, ids::SessionId, models::User},
+    auth::{
+        CurrentUser,
+        admission::{self, Refusal},
+        password,
+    },
+    db::{
+        Pool,
+        ids::SessionId,
+        models::{Org, User},
+    },
     error::AppError,
     metrics::Metrics,
     page::{self, Frame},
@@ -252,6 +260,17 @@ pub async fn login(
     let span = tracing::Span::current();
     span.record("org", tracing::field::display(user.org_id));
     span.record("user", tracing::field::display(user.id));
+    let org = Org::find(&mut *pool.get().await?, user.org_id).await?;
+    let admitted = org.map_or(Err(Refusal::Suspended), |org| {
+        admission::password_sign_in(&user, &org)
+    });
+    if let Err(refusal) = admitted {
+        tracing::info!(
+            ?refusal,
+            "refused a password sign-in with the right password"
+        );
+        return Ok(refuse(StatusCode::FORBIDDEN, refusal.message(), false));
+    }
     tracing::info!("signed in with a password");
     sign_in(&req, &user, None)
 }

@@ -20,7 +20,10 @@ use time::OffsetDateTime;
 
 use super::login::{LoginPage, render, sign_in};
 use crate::{
-    auth::sso::{self, Idp, Sso},
+    auth::{
+        admission,
+        sso::{self, Idp, Sso},
+    },
     config::PublicUrl,
     db::{
         Pool,
@@ -263,6 +266,10 @@ pub async fn callback(
         Ok(user) => user,
         Err(message) => return fail(StatusCode::FORBIDDEN, &message),
     };
+    if let Err(refusal) = admission::active(&user) {
+        tracing::info!(user_id = %user.id, ?refusal, "refused an SSO sign-in");
+        return fail(StatusCode::FORBIDDEN, refusal.message());
+    }
     let span = tracing::Span::current();
     span.record("org", org.slug.as_str());
     span.record("user", tracing::field::display(user.id));
