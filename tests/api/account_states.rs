@@ -176,6 +176,8 @@ async fn a_session_being_created_for_a_suspended_user_is_never_saved() {
         created_at: now,
         last_seen_at: now,
         expires_at: now + time::Duration::hours(1),
+        auth_time: None,
+        idp_ends_at: None,
     };
 
     let saved = SessionRecord::insert(&mut conn, &row).await.unwrap();

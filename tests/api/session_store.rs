@@ -142,6 +142,7 @@ async fn a_row_built_as_signed_in_loads_as_that_users_session() {
         user_agent: None,
         ip: None,
         oidc_sid: None,
+        idp: None,
     };
     let now = time::OffsetDateTime::now_utc();
     let row = SessionRow::signed_in(

@@ -5,7 +5,7 @@ const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 use reqwest::StatusCode;
 use time::OffsetDateTime;
-use ual_todo::db::models::OidcLogin;
+use ual_todo::db::models::{OidcLogin, oidc_login::NewOidcLogin};
 
 use crate::{
     helpers::{Browser, count, spawn_app},
@@ -145,9 +145,16 @@ async fn unfinished_sso_sign_ins_are_swept_once_expired() {
             ([1u8; 32], now - time::Duration::seconds(1)),
             ([2u8; 32], now + time::Duration::minutes(10)),
         ] {
-            OidcLogin::create(&mut conn, &state, org.id, "nonce", "verifier", expires_at)
-                .await
-                .unwrap();
+            let pending = NewOidcLogin {
+                state_hash: &state,
+                org_id: org.id,
+                nonce: "nonce",
+                pkce_verifier: "verifier",
+                expires_at,
+                max_age: None,
+                land_on: None,
+            };
+            OidcLogin::create(&mut conn, &pending).await.unwrap();
         }
     }
 

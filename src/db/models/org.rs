@@ -28,6 +28,27 @@ pub struct Org {
     pub email_domain: Option<String>,
     /// The IdP group (by display name) whose members are the org's admins; SCIM keeps it.
     pub admin_group: Option<String>,
+    /// At most this many seconds since the person authenticated at the IdP (`max_age`).
+    pub sso_max_age: Option<i32>,
+    /// Whether an SSO sign-in may link to an existing account by IdP-verified email.
+    pub sso_link_by_email: bool,
+    /// The ID token signature algorithms accepted.
+    pub sso_algs: Vec<String>,
+}
+
+/// ID token signature algorithms an org may accept (IPSIE: PS256, ES256, EdDSA; RS256 for
+/// today's IdPs).
+pub const SSO_ALGS: &[&str] = &[
+    "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "RS256", "RS384", "RS512",
+];
+
+/// How an org's SSO sign-ins are checked; `None` fields stay as they are.
+#[derive(Clone, Debug, Default)]
+pub struct SsoPolicy {
+    /// `Some(None)` clears it.
+    pub max_age: Option<Option<i32>>,
+    pub link_by_email: Option<bool>,
+    pub algs: Option<Vec<String>>,
 }
 
 /// An org's identity-provider settings, as an admin or an operator gives them.
@@ -175,6 +196,20 @@ impl Org {
             .optional()
     }
 
+    /// The orgs (at most two: one is the answer, two are ambiguous) whose IdP is `issuer`.
+    pub async fn find_all_by_issuer(
+        conn: &mut AsyncPgConnection,
+        issuer: &str,
+    ) -> QueryResult<Vec<Org>> {
+        orgs::table
+            .filter(orgs::idp_issuer.eq(issuer))
+            .order(orgs::slug)
+            .limit(2)
+            .select(Org::as_select())
+            .load(conn)
+            .await
+    }
+
     /// Sets the org's IdP, or with `None` clears it (and its client secret).
     pub async fn set_idp(
         conn: &mut AsyncPgConnection,
@@ -249,6 +284,34 @@ impl Org {
             })
         })
         .await
+    }
+
+    /// Sets how the org's SSO sign-ins are checked.
+    pub async fn set_sso_policy(
+        conn: &mut AsyncPgConnection,
+        id: OrgId,
+        policy: &SsoPolicy,
+    ) -> QueryResult<Org> {
+        let target = orgs::table.find(id);
+        if let Some(max_age) = policy.max_age {
+            diesel::update(target)
+                .set(orgs::sso_max_age.eq(max_age))
+                .execute(conn)
+                .await?;
+        }
+        if let Some(link) = policy.link_by_email {
+            diesel::update(target)
+                .set(orgs::sso_link_by_email.eq(link))
+                .execute(conn)
+                .await?;
+        }
+        if let Some(algs) = &policy.algs {
+            diesel::update(target)
+                .set(orgs::sso_algs.eq(algs))
+                .execute(conn)
+                .await?;
+        }
+        target.select(Org::as_select()).first(conn).await
     }
 
     /// Stores the org's OIDC client secret, already sealed.
