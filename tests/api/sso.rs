@@ -45,7 +45,7 @@ async fn setup_with(create_users: bool) -> Setup {
     Setup { app, idp, acme }
 }
 
-async fn configure(
+pub async fn configure(
     app: &TestApp,
     org: &Org,
     issuer: &str,
