@@ -15,6 +15,7 @@ pub mod revocation;
 pub mod routes;
 pub mod secret_box;
 pub mod secret_token;
+pub mod session_expiry;
 pub mod session_store;
 pub mod signed_cookie;
 pub mod startup;

@@ -26,6 +26,7 @@ mod session_store;
 mod shutdown;
 mod signin_limits;
 mod sso;
+mod sso_signout;
 mod sso_sl1;
 mod sso_start;
 mod todos;
