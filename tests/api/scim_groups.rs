@@ -168,11 +168,13 @@ async fn joining_the_admin_group_makes_an_admin_and_leaving_closes_the_admin_fee
 
     assert_eq!(removed.status, StatusCode::OK);
     assert!(!is_admin(&s.app, &alice).await);
-    assert_eq!(
-        feed.next(Duration::from_secs(2)).await.unwrap().name,
-        "demoted"
+    // Generous windows: the machine running the tests may be busy.
+    let event = feed.next(Duration::from_secs(5)).await;
+    assert_eq!(event.map(|e| e.name).as_deref(), Some("demoted"));
+    assert!(
+        feed.closes(Duration::from_secs(5)).await,
+        "and the feed closes"
     );
-    assert!(feed.closes(Duration::from_secs(2)).await);
     assert_eq!(
         count(
             &s.app.db,
