@@ -95,6 +95,21 @@ async fn groups_are_created_filtered_and_their_members_changed_as_okta_and_entra
     assert_eq!(s.delete(&path).await.status, StatusCode::NO_CONTENT);
     s.get(&path).await.assert_error(StatusCode::NOT_FOUND, None);
     assert_eq!(count(&s.app.db, "group_members"), 0);
+    assert_eq!(
+        count(
+            &s.app.db,
+            "revocations WHERE source = 'scim' AND detail->>'membership' = 'joined'"
+        ),
+        3,
+        "each membership change is audited on the user"
+    );
+    assert_eq!(
+        count(
+            &s.app.db,
+            "revocations WHERE source = 'scim' AND detail->>'membership' = 'left'"
+        ),
+        3
+    );
 }
 
 #[tokio::test]
