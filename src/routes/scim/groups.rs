@@ -3,15 +3,14 @@
 //! by display name, any case) is the admin role: each change to it sets the role of the users
 //! concerned through [`crate::revocation::set_admin_from_idp`], in the same transaction.
 
-use std::collections::HashSet;
-
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing_actix_web::RequestId;
 
 use super::{
     client::ScimClient,
+    membership::{Snapshot, audit_memberships, difference, sync_admins},
     reply::{self, base},
 };
 use crate::{
@@ -19,10 +18,10 @@ use crate::{
     db::{
         Pool,
         ids::{GroupId, UserId},
-        models::{Action, Group, GroupCriterion, Org, RevocationSource, User},
+        models::{Group, GroupCriterion, RevocationSource, User},
     },
     error::is_unique_violation,
-    revocation::{self, Requester},
+    revocation::Requester,
     scim::{
         error::ScimError,
         etag::IfMatch,
@@ -142,12 +141,6 @@ async fn get_group(
     Ok(reply::resource(StatusCode::OK, &body, Some(group.version)))
 }
 
-/// A group as it was or is: its name and members.
-struct Snapshot<'a> {
-    name: &'a str,
-    members: &'a [UserId],
-}
-
 /// Writes `draft` as the group `id` of the client's org (`before`: the group as it was, or
 /// `None` for a new group), checks its members, audits each membership change on the user,
 /// and sets the admin role of those who joined or left the org's admin group.
@@ -197,61 +190,6 @@ async fn write(
     };
     sync_admins(conn, &client.org, was, Some(now), by).await?;
     Ok(group)
-}
-
-/// One audit row per user who joined or left `group`.
-async fn audit_memberships(
-    conn: &mut AsyncPgConnection,
-    org: crate::db::ids::OrgId,
-    group: &str,
-    joined: &[UserId],
-    left: &[UserId],
-    by: Requester<'_>,
-) -> Result<(), ScimError> {
-    let joined = joined.iter().map(|u| (u, "joined"));
-    let left = left.iter().map(|u| (u, "left"));
-    for (user, what) in joined.chain(left) {
-        let detail = json!({ "group": group, "membership": what });
-        revocation::lifecycle::record(conn, org, *user, Action::Update, by, detail).await?;
-    }
-    Ok(())
-}
-
-/// Those of `these` not in `those` (groups may be large: a set, not a scan per member).
-fn difference(these: &[UserId], those: &[UserId]) -> Vec<UserId> {
-    let those: HashSet<&UserId> = those.iter().collect();
-    these
-        .iter()
-        .filter(|u| !those.contains(u))
-        .copied()
-        .collect()
-}
-
-/// Grants the admin role to those now in the org's admin group who were not, and removes it
-/// from those who were and are not (left, renamed away, deleted). The IdP is authoritative, so
-/// it may remove the org's last admin.
-async fn sync_admins(
-    conn: &mut AsyncPgConnection,
-    org: &Org,
-    before: Option<Snapshot<'_>>,
-    after: Option<Snapshot<'_>>,
-    by: Requester<'_>,
-) -> Result<(), ScimError> {
-    let Some(admin_group) = org.admin_group.as_deref() else {
-        return Ok(());
-    };
-    let admins = |s: Option<Snapshot<'_>>| -> Vec<UserId> {
-        s.filter(|s| s.name.to_lowercase() == admin_group.to_lowercase())
-            .map(|s| s.members.to_vec())
-            .unwrap_or_default()
-    };
-    let (was, now) = (admins(before), admins(after));
-    let granted = difference(&now, &was).into_iter().map(|u| (u, true));
-    let removed = difference(&was, &now).into_iter().map(|u| (u, false));
-    for (user, admin) in granted.chain(removed) {
-        revocation::set_admin_from_idp(conn, org.id, user, admin, by).await?;
-    }
-    Ok(())
 }
 
 async fn create_group(

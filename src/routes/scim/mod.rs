@@ -5,6 +5,7 @@
 mod client;
 mod discovery;
 mod groups;
+mod membership;
 mod reply;
 mod users;
 
