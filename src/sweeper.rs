@@ -1,6 +1,6 @@
 //! Periodic clean-up: expired sessions, JWT ids past their expiry, unfinished SSO sign-ins
-//! (anonymous starts must not accumulate). Every instance runs it; the deletes are idempotent,
-//! so instances do not need to coordinate.
+//! (anonymous starts must not accumulate), expired SCIM access tokens from `POST /oauth/token`.
+//! Every instance runs it; the deletes are idempotent, so instances need not coordinate.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::db::{
     Pool,
-    models::{OidcLogin, SeenJti, SessionRecord},
+    models::{OidcLogin, ScimToken, SeenJti, SessionRecord},
 };
 
 /// Rows deleted per statement, so a large backlog never holds long locks.
@@ -20,6 +20,7 @@ pub struct Swept {
     pub sessions: usize,
     pub jtis: usize,
     pub sso_logins: usize,
+    pub scim_tokens: usize,
 }
 
 /// Sweeps every `every`, forever; spawned once per instance.
@@ -50,11 +51,13 @@ pub async fn sweep_once(pool: &Pool) -> anyhow::Result<Swept> {
     }
     swept.jtis = SeenJti::delete_expired(&mut conn, OffsetDateTime::now_utc()).await?;
     swept.sso_logins = OidcLogin::delete_expired(&mut conn, OffsetDateTime::now_utc()).await?;
+    swept.scim_tokens = ScimToken::sweep_expired(&mut conn, OffsetDateTime::now_utc()).await?;
     if swept != Swept::default() {
         tracing::info!(
             sessions = swept.sessions,
             jtis = swept.jtis,
             sso_logins = swept.sso_logins,
+            scim_tokens = swept.scim_tokens,
             "swept expired rows"
         );
     }

@@ -1,6 +1,7 @@
 //! Who is asking: password hashing, the signed-in user as an extractor, and cross-site request
 //! protection.
 
+pub mod client_assertion;
 pub mod csrf;
 pub mod fetch_cache;
 pub mod idp_http;
