@@ -112,8 +112,7 @@ impl ResponseError for OAuthError {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::App(e) = self {
-            // Logs the cause of a 5xx; the client sees only the generic words.
-            let _ = e.error_response();
+            e.log();
         }
         let mut response = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::UNAUTHORIZED {

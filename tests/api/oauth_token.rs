@@ -277,6 +277,13 @@ async fn an_unknown_client_or_an_issuer_other_than_the_client_is_refused() {
         c["iss"] = json!("a\u{0}b");
         c["sub"] = json!("a\u{0}b");
     });
+    // A Universal Logout JWT's type, on otherwise valid claims: one kind of JWT is never another.
+    let ual_typed = sign(
+        &acme_key(),
+        Some("global-token-revocation+jwt"),
+        &s.claims(ACME_CLIENT),
+    );
+    assert_invalid_client(s.request(&ual_typed).await).await;
     for assertion in [
         unknown,
         sign(&acme_key(), None, &ual_shaped),
