@@ -13,6 +13,7 @@ pub mod page;
 pub mod rate_limit;
 pub mod revocation;
 pub mod routes;
+pub mod scim;
 pub mod secret_box;
 pub mod secret_token;
 pub mod session_store;

@@ -10,6 +10,7 @@ pub mod events;
 pub mod global_token_revocation;
 pub mod health;
 pub mod oauth_token;
+pub mod scim;
 pub mod todos;
 pub mod tokens;
 
@@ -25,6 +26,7 @@ pub fn machine(cfg: &mut web::ServiceConfig) {
         .configure(oauth_token::config)
         .configure(backchannel_logout::config)
         .configure(api::config)
+        .configure(scim::config)
         .configure(health::config)
         .configure(assets::config);
 }
