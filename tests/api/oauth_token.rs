@@ -157,6 +157,45 @@ async fn a_signed_client_assertion_buys_a_scim_token_of_its_org() {
 }
 
 #[tokio::test]
+async fn an_access_token_opens_scim_for_its_org_until_it_expires() {
+    let s = setup().await;
+    s.app.create_user(s.acme.id, "alice@acme.test", false).await;
+    s.app
+        .create_user(s.globex.id, "carol@globex.test", false)
+        .await;
+    let token = s
+        .granted(
+            s.request(&sign(&acme_key(), None, &s.claims(ACME_CLIENT)))
+                .await,
+        )
+        .await;
+    let scim = |path: &str| {
+        reqwest::Client::new()
+            .get(s.app.url(&format!("/scim/v2{path}")))
+            .bearer_auth(&token)
+            .send()
+    };
+
+    assert_eq!(
+        scim("/ServiceProviderConfig").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let users: Value = scim("/Users").await.unwrap().json().await.unwrap();
+    assert_eq!(users["totalResults"], 1, "only acme's users: {users}");
+    assert_eq!(users["Resources"][0]["userName"], "alice@acme.test");
+
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE scim_tokens SET expires_at = now() - interval '1 second'"),
+        &mut s.app.db.connect(),
+    )
+    .unwrap();
+    let expired = scim("/Users").await.unwrap();
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    let error: Value = expired.json().await.unwrap();
+    assert_eq!(error["status"], "401", "a SCIM error: {error}");
+}
+
+#[tokio::test]
 async fn the_scope_may_be_omitted_and_the_app_itself_is_an_accepted_audience() {
     let s = setup().await;
     let claims = variant(&s.claims(ACME_CLIENT), |c| c["aud"] = json!(s.app.address));
