@@ -17,6 +17,7 @@ mod load;
 mod logs;
 mod metrics;
 mod migrations;
+mod oauth_fuzz;
 mod oauth_token;
 mod oidc_provider;
 mod outage;
