@@ -20,6 +20,10 @@ use crate::{
 
 /// Streams being opened at once.
 const OPEN_CONCURRENCY: usize = 256;
+/// Users deactivated before measuring, alternating instances: enough for every pooled database
+/// connection of both instances to have run a deactivation (a fresh backend's first statements
+/// load catalogs and plans, which a server in service has done).
+const WARM_USERS: usize = 64;
 /// How long a logout may take before it counts as lost.
 const LOST_AFTER: Duration = Duration::from_secs(5);
 /// RFC 7644 §3.5.2 PatchOp deactivating a user.
@@ -48,14 +52,18 @@ async fn run_one(streams: usize, deactivate_users: usize) -> anyhow::Result<Row>
     );
     let db = BenchDb::create("scim_deactivate")?;
     let forge = CookieForge::new();
-    let (token, ids) = {
+    let (token, ids, warm_ids) = {
         let mut conn = db.connect()?;
         seed_org(&mut conn, "https://idp.bench.test")?;
         diesel::connection::SimpleConnection::batch_execute(
             &mut conn,
-            &format!("{}{}", users_sql("s", users), users_sql("warm", 2)),
+            &format!("{}{}", users_sql("s", users), users_sql("warm", WARM_USERS)),
         )?;
-        (seed_scim(&mut conn)?, user_ids(&mut conn, "s", users)?)
+        (
+            seed_scim(&mut conn)?,
+            user_ids(&mut conn, "s", users)?,
+            user_ids(&mut conn, "warm", WARM_USERS)?,
+        )
     };
     db.seed_sessions(|_| SESSIONS_PER_USER).await?;
     let env = [forge.env()];
@@ -65,6 +73,34 @@ async fn run_one(streams: usize, deactivate_users: usize) -> anyhow::Result<Row>
     ];
     let addrs = [instances[0].addr, instances[1].addr];
     fill_pools(&addrs, &forge).await?;
+    // Warm-up: two users' streams hear their deactivation, then the rest are deactivated.
+    let warm_streams = open_streams(&addrs, &forge, "warm", &[0, 1], OPEN_CONCURRENCY).await?;
+    let mut warm_waiting = JoinSet::new();
+    for mut h in warm_streams {
+        warm_waiting.spawn(async move { h.conn.wait_for(LOGOUT).await });
+    }
+    for (k, id) in warm_ids.iter().enumerate() {
+        let addr = addrs[k % 2];
+        let request = scim_request(
+            addr,
+            "PATCH",
+            &format!("/Users/{id}"),
+            &token,
+            Some(DEACTIVATE),
+        );
+        let answer = RawConn::connect(addr).await?.send(&request).await?;
+        anyhow::ensure!(
+            matches!(answer.status, 200 | 204),
+            "warm-up PATCH answered {}",
+            answer.status
+        );
+    }
+    while let Some(done) = tokio::time::timeout(LOST_AFTER, warm_waiting.join_next())
+        .await
+        .map_err(|_| anyhow::anyhow!("warm-up logout events did not arrive"))?
+    {
+        done??;
+    }
 
     progress!("scim-deactivate {streams}: opening {streams} streams over 2 instances");
     let all_users: Vec<usize> = (0..users).collect();
