@@ -513,3 +513,36 @@ async fn the_sweeper_deletes_expired_access_tokens_only() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_database_outage_is_a_503_the_client_may_retry() {
+    let (app, proxy) = crate::outage::app_behind_proxy().await;
+    let claims = json!({"iss": ACME_CLIENT, "sub": ACME_CLIENT, "exp": now() + 60});
+    // Never verified: the org lookup before any key fetch is what fails.
+    let assertion = format!(
+        "{}.{}.",
+        b64url(br#"{"alg":"RS256"}"#),
+        b64url(claims.to_string().as_bytes())
+    );
+    proxy.cut();
+
+    let response = reqwest::Client::new()
+        .post(app.url(TOKEN))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &assertion),
+        ])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert_json_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "",
+    )
+    .await;
+}
