@@ -225,6 +225,26 @@ async fn a_replayed_assertion_gets_no_second_token() {
 }
 
 #[tokio::test]
+async fn one_assertion_sent_many_times_at_once_buys_one_token() {
+    let s = setup().await;
+    let assertion = sign(&acme_key(), None, &s.claims(ACME_CLIENT));
+
+    let answers = futures_util::future::join_all((0..8).map(|_| s.request(&assertion))).await;
+
+    let granted = answers
+        .iter()
+        .filter(|r| r.status() == StatusCode::OK)
+        .count();
+    assert_eq!(granted, 1);
+    assert!(
+        answers
+            .iter()
+            .all(|r| r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(count(&s.app.db, "scim_tokens"), 1);
+}
+
+#[tokio::test]
 async fn a_refused_scope_does_not_spend_the_assertion() {
     let s = setup().await;
     let assertion = sign(&acme_key(), None, &s.claims(ACME_CLIENT));
