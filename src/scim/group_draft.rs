@@ -2,6 +2,8 @@
 //! operations (members added, removed, replaced; renamed). Member ids are only parsed here; the
 //! route checks they are users of the same org.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use super::{
@@ -94,7 +96,7 @@ impl GroupDraft {
                     self.add(ids);
                 }
                 (Op::Remove, Some(value)) => {
-                    let ids = self.member_ids(value)?;
+                    let ids: HashSet<UserId> = self.member_ids(value)?.into_iter().collect();
                     self.members.retain(|m| !ids.contains(m));
                 }
                 (_, None) => self.members.clear(),
@@ -115,8 +117,9 @@ impl GroupDraft {
     }
 
     fn add(&mut self, ids: Vec<UserId>) {
+        let mut present: HashSet<UserId> = self.members.iter().copied().collect();
         for id in ids {
-            if !self.members.contains(&id) {
+            if present.insert(id) {
                 self.members.push(id);
             }
         }

@@ -203,3 +203,39 @@ async fn the_discovery_documents_describe_what_is_supported() {
         .await
         .assert_error(StatusCode::NOT_FOUND, None);
 }
+
+#[tokio::test]
+async fn an_oauth_access_token_works_until_it_expires_and_is_audited_by_its_client() {
+    let s = scim().await;
+    let issue = async |lifetime: time::Duration| {
+        let expires = time::OffsetDateTime::now_utc() + lifetime;
+        let (_, issued) =
+            ScimToken::issue_for_client(&mut *s.app.conn().await, s.org.id, "okta-app", expires)
+                .await
+                .unwrap();
+        ual_todo::secret_token::reveal(&issued).to_owned()
+    };
+    let live = issue(time::Duration::minutes(5)).await;
+    let expired = issue(time::Duration::seconds(-1)).await;
+
+    let created = send_as(
+        &s.app,
+        &live,
+        Method::POST,
+        "/Users",
+        Some(&json!({"userName": "erin@acme.test"})),
+        &[],
+    )
+    .await;
+    let refused = send_as(&s.app, &expired, Method::GET, "/Users", None, &[]).await;
+
+    assert_eq!(created.status, StatusCode::CREATED);
+    refused.assert_error(StatusCode::UNAUTHORIZED, None);
+    assert_eq!(
+        count(
+            &s.app.db,
+            "revocations WHERE action = 'create' AND actor = 'oauth:okta-app'"
+        ),
+        1
+    );
+}

@@ -95,6 +95,21 @@ async fn groups_are_created_filtered_and_their_members_changed_as_okta_and_entra
     assert_eq!(s.delete(&path).await.status, StatusCode::NO_CONTENT);
     s.get(&path).await.assert_error(StatusCode::NOT_FOUND, None);
     assert_eq!(count(&s.app.db, "group_members"), 0);
+    assert_eq!(
+        count(
+            &s.app.db,
+            "revocations WHERE source = 'scim' AND detail->>'membership' = 'joined'"
+        ),
+        3,
+        "each membership change is audited on the user"
+    );
+    assert_eq!(
+        count(
+            &s.app.db,
+            "revocations WHERE source = 'scim' AND detail->>'membership' = 'left'"
+        ),
+        3
+    );
 }
 
 #[tokio::test]
@@ -168,11 +183,13 @@ async fn joining_the_admin_group_makes_an_admin_and_leaving_closes_the_admin_fee
 
     assert_eq!(removed.status, StatusCode::OK);
     assert!(!is_admin(&s.app, &alice).await);
-    assert_eq!(
-        feed.next(Duration::from_secs(2)).await.unwrap().name,
-        "demoted"
+    // Generous windows: the machine running the tests may be busy.
+    let event = feed.next(Duration::from_secs(5)).await;
+    assert_eq!(event.map(|e| e.name).as_deref(), Some("demoted"));
+    assert!(
+        feed.closes(Duration::from_secs(5)).await,
+        "and the feed closes"
     );
-    assert!(feed.closes(Duration::from_secs(2)).await);
     assert_eq!(
         count(
             &s.app.db,

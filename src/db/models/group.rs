@@ -142,20 +142,27 @@ impl Group {
             .await
     }
 
-    /// Makes the group's members exactly `members` (users of its org, checked by the caller).
-    pub async fn set_members(
+    /// Adds `added` (users of the group's org, checked by the caller) to the group's members and
+    /// removes `removed`.
+    pub async fn change_members(
         conn: &mut AsyncPgConnection,
         id: GroupId,
-        members: &[UserId],
+        added: &[UserId],
+        removed: &[UserId],
     ) -> QueryResult<()> {
-        diesel::delete(
-            group_members::table
-                .filter(group_members::group_id.eq(id))
-                .filter(group_members::user_id.ne_all(members)),
-        )
-        .execute(conn)
-        .await?;
-        let rows: Vec<_> = members
+        if !removed.is_empty() {
+            diesel::delete(
+                group_members::table
+                    .filter(group_members::group_id.eq(id))
+                    .filter(group_members::user_id.eq_any(removed)),
+            )
+            .execute(conn)
+            .await?;
+        }
+        if added.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> = added
             .iter()
             .map(|user| {
                 (

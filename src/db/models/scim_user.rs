@@ -93,20 +93,6 @@ impl User {
             .await
     }
 
-    /// Makes the IdP the user's manager and bumps its version (a write that changed nothing
-    /// else, such as a state change made through SCIM).
-    pub async fn touch_by_scim(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<User> {
-        diesel::update(users::table.find(id))
-            .set((
-                users::managed_by.eq(ManagedBy::Scim),
-                users::version.eq(users::version + 1),
-                users::updated_at.eq(OffsetDateTime::now_utc()),
-            ))
-            .returning(User::as_returning())
-            .get_result(conn)
-            .await
-    }
-
     /// One page (by creation, then id) of the org's users meeting every criterion, and how
     /// many do in all.
     pub async fn search(

@@ -3,6 +3,8 @@
 //! by display name, any case) is the admin role: each change to it sets the role of the users
 //! concerned through [`crate::revocation::set_admin_from_idp`], in the same transaction.
 
+use std::collections::HashSet;
+
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use serde_json::{Value, json};
@@ -158,8 +160,11 @@ async fn write(
     by: Requester<'_>,
 ) -> Result<Group, ScimError> {
     let org = client.org_id();
-    let found = User::existing_in_org(conn, org, &draft.members).await?;
-    if let Some(stranger) = draft.members.iter().find(|m| !found.contains(m)) {
+    let added = difference(&draft.members, before);
+    let removed = difference(before, &draft.members);
+    // Members already in the group were checked when they joined.
+    let found = User::existing_in_org(conn, org, &added).await?;
+    if let Some(stranger) = added.iter().find(|m| !found.contains(m)) {
         return Err(ScimError::invalid_value(format!(
             "`{}` is not a user of this organisation",
             clip(&stranger.to_string())
@@ -180,8 +185,8 @@ async fn write(
         None => Group::create(conn, org, &draft.display_name, external_id).await,
     }
     .map_err(duplicate)?;
-    Group::set_members(conn, group.id, &draft.members).await?;
-    audit_memberships(conn, org, &group.display_name, before, &draft.members, by).await?;
+    Group::change_members(conn, group.id, &added, &removed).await?;
+    audit_memberships(conn, org, &group.display_name, &added, &removed, by).await?;
     let was = existing.map(|g| Snapshot {
         name: &g.display_name,
         members: before,
@@ -199,23 +204,27 @@ async fn audit_memberships(
     conn: &mut AsyncPgConnection,
     org: crate::db::ids::OrgId,
     group: &str,
-    before: &[UserId],
-    after: &[UserId],
+    joined: &[UserId],
+    left: &[UserId],
     by: Requester<'_>,
 ) -> Result<(), ScimError> {
-    let joined = after
-        .iter()
-        .filter(|u| !before.contains(u))
-        .map(|u| (u, "joined"));
-    let left = before
-        .iter()
-        .filter(|u| !after.contains(u))
-        .map(|u| (u, "left"));
+    let joined = joined.iter().map(|u| (u, "joined"));
+    let left = left.iter().map(|u| (u, "left"));
     for (user, what) in joined.chain(left) {
         let detail = json!({ "group": group, "membership": what });
         revocation::lifecycle::record(conn, org, *user, Action::Update, by, detail).await?;
     }
     Ok(())
+}
+
+/// Those of `these` not in `those` (groups may be large: a set, not a scan per member).
+fn difference(these: &[UserId], those: &[UserId]) -> Vec<UserId> {
+    let those: HashSet<&UserId> = those.iter().collect();
+    these
+        .iter()
+        .filter(|u| !those.contains(u))
+        .copied()
+        .collect()
 }
 
 /// Grants the admin role to those now in the org's admin group who were not, and removes it
@@ -237,9 +246,9 @@ async fn sync_admins(
             .unwrap_or_default()
     };
     let (was, now) = (admins(before), admins(after));
-    let granted = now.iter().filter(|u| !was.contains(u)).map(|u| (*u, true));
-    let removed = was.iter().filter(|u| !now.contains(u)).map(|u| (*u, false));
-    for (user, admin) in granted.chain(removed).collect::<Vec<_>>() {
+    let granted = difference(&now, &was).into_iter().map(|u| (u, true));
+    let removed = difference(&was, &now).into_iter().map(|u| (u, false));
+    for (user, admin) in granted.chain(removed) {
         revocation::set_admin_from_idp(conn, org.id, user, admin, by).await?;
     }
     Ok(())
@@ -378,7 +387,7 @@ async fn delete_group(
         if_match.check(group.version)?;
         let before = Group::member_ids(conn, group.id).await?;
         Group::delete(conn, group.id).await?;
-        audit_memberships(conn, org, &group.display_name, &before, &[], by).await?;
+        audit_memberships(conn, org, &group.display_name, &[], &before, by).await?;
         let was = Snapshot {
             name: &group.display_name,
             members: &before,
