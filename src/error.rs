@@ -49,7 +49,8 @@ impl AppError {
         }
     }
 
-    fn log(&self) {
+    /// Logs what a 5xx hides from the client (its cause); other errors are the client's own.
+    pub fn log(&self) {
         match self {
             Self::Unavailable(cause) => {
                 tracing::warn!(error = %clip(&format!("{cause:#}")), "database unavailable")

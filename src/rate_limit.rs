@@ -150,6 +150,9 @@ pub struct Limits {
     /// provider's burst of valid calls is never refused. Concurrent bad calls may overshoot the
     /// limit by those in flight; a key has 256 random bits and key fetches are cached.
     pub ual_per_ip: RateLimiter,
+    /// Refused OAuth token requests per client IP (`POST /oauth/token`), counted like
+    /// [`Limits::ual_per_ip`]: checked before any work, counted once refused.
+    pub oauth_per_ip: RateLimiter,
     /// SSO sign-ins started per client IP (each stores a row until it expires).
     pub sso_start_per_ip: RateLimiter,
     /// SCIM requests per org (authenticated, so one key per org): generous, to keep one
@@ -165,6 +168,7 @@ impl Limits {
             login_per_account: RateLimiter::new(10, Duration::from_secs(15 * 60)),
             login_per_ip: RateLimiter::new(50, Duration::from_secs(15 * 60)),
             ual_per_ip: RateLimiter::new(20, Duration::from_secs(60)),
+            oauth_per_ip: RateLimiter::new(20, Duration::from_secs(60)),
             sso_start_per_ip: RateLimiter::new(30, Duration::from_secs(10 * 60)),
             scim_per_org: RateLimiter::new(SCIM_REQUESTS_PER_MINUTE, Duration::from_secs(60)),
             trust_forwarded_for,

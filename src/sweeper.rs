@@ -1,7 +1,7 @@
 //! Periodic clean-up: expired sessions, JWT ids past their expiry, unfinished SSO sign-ins
 //! (anonymous starts must not accumulate), expired SCIM access tokens, and deleted users once
-//! their retention has passed (with their todos). Every instance runs it; the deletes are idempotent,
-//! so instances do not need to coordinate.
+//! their retention has passed (with their todos). Every instance runs it; the deletes are
+//! idempotent, so instances need not coordinate.
 
 use std::time::Duration;
 

@@ -32,9 +32,13 @@ const ALGORITHMS: &[Algorithm] = &[
 pub struct Rules<'a> {
     /// Accepted `typ` header values (compared without case); empty accepts any or none.
     pub types: &'a [&'a str],
+    /// The `iss` required.
     pub issuer: &'a str,
-    /// A value that `aud` must be or contain.
-    pub audience: &'a str,
+    /// The issuer whose keys (OpenID discovery, JWKS) must have signed it, when it is not `iss`
+    /// (an RFC 7523 client assertion's `iss` is the client id; its keys are the org's IdP's).
+    pub keys_of: Option<&'a str>,
+    /// Values one of which `aud` must be or contain.
+    pub audiences: &'a [&'a str],
     /// The `sub` required, if any.
     pub subject: Option<&'a str>,
     /// Longest accepted `exp - iat`.
@@ -99,7 +103,11 @@ pub async fn verify(
         return Err(JwtError::Critical);
     }
     let key = jwks
-        .key(rules.issuer, header.kid.as_deref(), header.alg)
+        .key(
+            rules.keys_of.unwrap_or(rules.issuer),
+            header.kid.as_deref(),
+            header.alg,
+        )
         .await?;
 
     let mut validation = Validation::new(header.alg);
@@ -107,7 +115,7 @@ pub async fn verify(
     validation.validate_exp = rules.require_exp;
     validation.validate_nbf = true;
     validation.set_issuer(&[rules.issuer]);
-    validation.set_audience(&[rules.audience]);
+    validation.set_audience(rules.audiences);
     validation.sub = rules.subject.map(str::to_owned);
     let mut required = vec!["iss", "aud"];
     if rules.require_exp {

@@ -2,6 +2,7 @@
 //! protection.
 
 pub mod admission;
+pub mod client_assertion;
 pub mod csrf;
 pub mod fetch_cache;
 pub mod idp_http;

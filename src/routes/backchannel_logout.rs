@@ -97,7 +97,8 @@ async fn backchannel_logout(
     let rules = Rules {
         types: TYPES,
         issuer: &issuer,
-        audience: &client_id,
+        keys_of: None,
+        audiences: &[&client_id],
         subject: None,
         max_lifetime: None,
         require_exp: true,

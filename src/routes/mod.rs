@@ -5,9 +5,11 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod backchannel_logout;
+pub mod body;
 pub mod events;
 pub mod global_token_revocation;
 pub mod health;
+pub mod oauth_token;
 pub mod scim;
 pub mod todos;
 pub mod tokens;
@@ -21,6 +23,7 @@ use crate::{error::AppError, page};
 /// them outside the session and CSRF layers; their errors answer in their own format.
 pub fn machine(cfg: &mut web::ServiceConfig) {
     cfg.configure(global_token_revocation::config)
+        .configure(oauth_token::config)
         .configure(backchannel_logout::config)
         .configure(api::config)
         .configure(scim::config)

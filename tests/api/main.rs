@@ -18,6 +18,8 @@ mod load;
 mod logs;
 mod metrics;
 mod migrations;
+mod oauth_fuzz;
+mod oauth_token;
 mod oidc_provider;
 mod outage;
 mod pages;

@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// An app whose database connections all go through `proxy`.
-async fn app_behind_proxy() -> (TestApp, Proxy) {
+pub async fn app_behind_proxy() -> (TestApp, Proxy) {
     let db = TestDb::new();
     let direct: url::Url = db.url.expose().parse().unwrap();
     let target = format!(

@@ -89,7 +89,27 @@ enum Command {
         #[arg(long, default_value_t = 2_600)]
         cycles: usize,
     },
-    /// Every scenario above with its defaults: one table, `target/bench/all.json`.
+    /// SCIM deprovisioning: time from `PATCH /scim/v2/Users/{id}` (`active: false`) to the
+    /// `logout` event on each open tab of the user, with N streams open over two instances.
+    ScimDeactivate {
+        /// Open streams (five per user), one run per value.
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000])]
+        streams: Vec<usize>,
+        /// Users deactivated per run.
+        #[arg(long, default_value_t = 250)]
+        users: usize,
+    },
+    /// SCIM lookup: `GET /scim/v2/Users?filter=userName eq "…"` in an org of N users.
+    ScimFilter {
+        /// Users in the org.
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Lookups measured, one at a time (the app allows an org 600 SCIM requests a minute
+        /// per instance).
+        #[arg(long, default_value_t = 500)]
+        calls: usize,
+    },
+    /// Every scenario above with its defaults (but the SCIM ones): one table, `target/bench/all.json`.
     All,
     /// Internal: serve the app (what the scenarios start as separate processes).
     #[command(hide = true)]
@@ -176,6 +196,14 @@ async fn bench(command: Command) -> anyhow::Result<()> {
         Command::SigninSoak { cycles } => {
             report::publish("signin-soak", &scenarios::signin_soak::run(cycles).await?)
         }
+        Command::ScimDeactivate { streams, users } => report::publish(
+            "scim-deactivate",
+            &scenarios::scim_deactivate::run(&streams, users).await?,
+        ),
+        Command::ScimFilter { users, calls } => report::publish(
+            "scim-filter",
+            &scenarios::scim_filter::run(users, calls).await?,
+        ),
         Command::All => all().await,
         Command::Serve { .. } => unreachable!("handled in main"),
     }

@@ -210,6 +210,23 @@ impl Org {
             .await
     }
 
+    /// Up to `limit` orgs whose app registration at their IdP has `client_id` (whatever the
+    /// issuer): the candidates for an OAuth client assertion naming that client.
+    pub async fn find_by_idp_client_id(
+        conn: &mut AsyncPgConnection,
+        client_id: &str,
+        limit: i64,
+    ) -> QueryResult<Vec<Org>> {
+        orgs::table
+            .filter(orgs::idp_client_id.eq(client_id))
+            .filter(orgs::idp_issuer.is_not_null())
+            .order(orgs::created_at)
+            .limit(limit)
+            .select(Org::as_select())
+            .load(conn)
+            .await
+    }
+
     /// Sets the org's IdP, or with `None` clears it (and its client secret).
     pub async fn set_idp(
         conn: &mut AsyncPgConnection,

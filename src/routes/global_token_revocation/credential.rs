@@ -90,7 +90,8 @@ pub async fn authenticate(
     let rules = Rules {
         types: JWT_TYPES,
         issuer,
-        audience,
+        keys_of: None,
+        audiences: &[audience],
         subject: Some(client_id),
         max_lifetime: Some(MAX_JWT_LIFETIME),
         require_exp: true,

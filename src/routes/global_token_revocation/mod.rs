@@ -7,12 +7,7 @@
 mod credential;
 pub mod subject;
 
-use actix_web::{
-    HttpRequest, HttpResponse,
-    http::header::{self, CONTENT_LENGTH},
-    web,
-};
-use futures_util::StreamExt as _;
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use tracing_actix_web::RequestId;
 
 use crate::{
@@ -23,6 +18,7 @@ use crate::{
     metrics::Metrics,
     rate_limit::{self, Limits},
     revocation::{self, Requester, RevokeError},
+    routes::body,
 };
 
 pub use credential::{JWT_TYPES, MAX_JWT_LIFETIME};
@@ -92,7 +88,7 @@ async fn global_token_revocation(
         return Err(AppError::Forbidden("this organisation is disabled".into()).into());
     }
     require_json(&req)?;
-    let body = read_body(&req, payload).await?;
+    let body = body::read_capped(&req, payload, MAX_BODY_BYTES).await?;
     let subject = subject::parse(&body)?;
 
     let mut conn = pool.get().await?;
@@ -142,41 +138,11 @@ fn too_many(wait: std::time::Duration) -> HttpResponse {
 }
 
 fn require_json(req: &HttpRequest) -> Result<(), AppError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if essence.eq_ignore_ascii_case("application/json") {
+    if body::has_content_type(req, "application/json") {
         Ok(())
     } else {
         Err(AppError::BadRequest(
             "the body must be JSON, sent with Content-Type: application/json".into(),
         ))
     }
-}
-
-/// The body, up to [`MAX_BODY_BYTES`]; larger is refused before it is read in full.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, AppError> {
-    let too_large =
-        || AppError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"));
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| AppError::BadRequest(format!("the body could not be read: {e}")))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

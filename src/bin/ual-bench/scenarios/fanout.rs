@@ -21,7 +21,7 @@ use crate::{
     report::{Latency, Row},
 };
 
-const SESSIONS_PER_USER: usize = 5;
+pub const SESSIONS_PER_USER: usize = 5;
 /// Streams being opened at once (each costs the server two queries).
 const OPEN_CONCURRENCY: usize = 256;
 /// The instances' database pool size (the app's default).
@@ -30,7 +30,7 @@ const POOL_SIZE: usize = 16;
 const STREAM_READ_SIZE: usize = 256;
 /// How long a logout may take before it counts as lost.
 const LOST_AFTER: Duration = Duration::from_secs(5);
-const LOGOUT: &[u8] = b"event: logout";
+pub const LOGOUT: &[u8] = b"event: logout";
 
 /// One row per stream count.
 pub async fn run(stream_counts: &[usize], revoke_users: usize) -> anyhow::Result<Vec<Row>> {
@@ -42,10 +42,10 @@ pub async fn run(stream_counts: &[usize], revoke_users: usize) -> anyhow::Result
 }
 
 /// A stream the bench holds open, and which instance serves it.
-struct Held {
-    user: usize,
-    instance: usize,
-    conn: RawConn,
+pub struct Held {
+    pub user: usize,
+    pub instance: usize,
+    pub conn: RawConn,
 }
 
 async fn run_one(streams: usize, revoke_users: usize) -> anyhow::Result<Row> {
@@ -240,7 +240,7 @@ async fn run_one(streams: usize, revoke_users: usize) -> anyhow::Result<Row> {
 /// Requests pages, twice as many at a time as an instance pools database connections, so that
 /// each instance opens the pooled connections the opening burst will use. Only a few requests:
 /// the memory their connections free would otherwise be counted as free for streams.
-async fn fill_pools(addrs: &[SocketAddr; 2], forge: &CookieForge) -> anyhow::Result<()> {
+pub async fn fill_pools(addrs: &[SocketAddr; 2], forge: &CookieForge) -> anyhow::Result<()> {
     let in_flight = 4 * POOL_SIZE;
     let cookie = forge.cookie(&session_key(&email("warm", 0), 1));
     let cookie = &cookie;
@@ -265,7 +265,7 @@ async fn fill_pools(addrs: &[SocketAddr; 2], forge: &CookieForge) -> anyhow::Res
 
 /// Opens a live-logout stream for every seeded session of the given users (`<prefix><i>`): the
 /// user's `n`th session on instance `(i + n) % 2`, so each user has streams on both.
-async fn open_streams(
+pub async fn open_streams(
     addrs: &[SocketAddr; 2],
     forge: &CookieForge,
     prefix: &str,

@@ -2,6 +2,8 @@
 
 pub mod fanout;
 pub mod pages;
+pub mod scim_deactivate;
+pub mod scim_filter;
 pub mod signin_soak;
 pub mod ual;
 pub mod ual_big;

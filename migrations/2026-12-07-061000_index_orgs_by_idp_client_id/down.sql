@@ -1,0 +1,1 @@
+DROP INDEX orgs_idp_client_id_idx;
