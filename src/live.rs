@@ -39,7 +39,7 @@ mod streams;
 
 pub use listener::{LISTENER_NAME, is_admin, listen, session_is_live};
 pub use streams::Feed;
-use streams::{Entry, Streams, broadcast_to_admins, send};
+use streams::{Entry, Streams, broadcast_to_admins, send, send_to_user};
 
 /// The channel the `sessions_notify_sign_in` trigger announces new sessions on.
 pub const SIGN_IN_CHANNEL: &str = "ual_todo_sign_ins";
@@ -207,6 +207,15 @@ impl Hub {
             .event("revoked"),
         );
         let mut streams = self.lock();
+        if notice.action == Action::Reauth {
+            let message = crate::page::sign_out_reason("reauth");
+            let data = json!({ "reason": "reauth", "message": message }).to_string();
+            send_to_user(
+                &streams,
+                notice.user_id,
+                &Event::Data(Data::new(data).event("reauth")),
+            );
+        }
         let sessions = if !notice.action.ends_sessions() {
             Vec::new()
         } else if notice.session_ids.is_empty() {

@@ -79,6 +79,7 @@ pub fn sign_out_reason(reason: &str) -> Option<&'static str> {
             "You signed out. You may still be signed in at your organisation's identity provider."
         }
         "idp_expiry" => "Your organisation's sign-in has expired. Please sign in again.",
+        "reauth" => "Your organisation asks you to sign in again to go on.",
         "ual" => "You were signed out by your organisation's identity provider.",
         "backchannel" => {
             "You were signed out because you signed out at your organisation's sign-in service."

@@ -28,6 +28,9 @@ use crate::db::{
 pub const IDENTITY_KEY: &str = "actix_identity.user_id";
 /// Where sign-in keeps [`SessionMeta`] in the session state.
 pub const META_KEY: &str = "meta";
+/// Set in a loaded session's state (never stored in it) while the session must authenticate
+/// again before going on; the `sessions.reauth_requested_at` column is the truth.
+pub const REAUTH_KEY: &str = "reauth";
 /// `last_seen_at` (and with it the idle deadline) is written at most this often per session.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -223,12 +226,18 @@ impl SessionStore for PgSessionStore {
                 .context("cannot record session activity")
                 .map_err(LoadError::Other)?;
         }
-        serde_json::from_value(row.state)
-            .map(Some)
-            .map_err(|e| LoadError::Deserialization(e.into()))
+        let mut state: State =
+            serde_json::from_value(row.state).map_err(|e| LoadError::Deserialization(e.into()))?;
+        if row.reauth_requested_at.is_some() {
+            state.insert(REAUTH_KEY.to_owned(), "true".to_owned());
+        } else {
+            state.remove(REAUTH_KEY);
+        }
+        Ok(Some(state))
     }
 
-    async fn save(&self, state: State, _ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
+    async fn save(&self, mut state: State, _ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
+        state.remove(REAUTH_KEY);
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let key = hex::encode(raw);
@@ -255,6 +264,8 @@ impl SessionStore for PgSessionStore {
         _ttl: &CookieDuration,
     ) -> Result<SessionKey, UpdateError> {
         let id = Self::hash_key(key.as_ref());
+        let mut state = state;
+        state.remove(REAUTH_KEY);
         let json =
             serde_json::to_value(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let mut conn = self.conn().await.map_err(UpdateError::Other)?;

@@ -16,13 +16,17 @@ ALTER TABLE sessions
 
 CREATE INDEX sessions_idp_ends_at_idx ON sessions (idp_ends_at) WHERE idp_ends_at IS NOT NULL;
 
+-- IPSIE SL2 "re-establish session": since when the session must authenticate again before it
+-- goes on (it is kept meanwhile).
+ALTER TABLE sessions ADD COLUMN reauth_requested_at timestamptz;
+
 -- A sign-in in progress remembers the max_age it asked for and where to land afterwards.
 ALTER TABLE oidc_logins
     ADD COLUMN max_age integer,
     ADD COLUMN land_on text CHECK (char_length(land_on) <= 2048);
 
--- Sessions that end because the IdP's session did.
+-- Sessions that end because the IdP's session did, and requests to sign in again.
 ALTER TABLE revocations
     DROP CONSTRAINT revocations_source_check,
     ADD CONSTRAINT revocations_source_check
-        CHECK (source IN ('ual', 'backchannel', 'admin', 'self', 'scim', 'cli', 'idp_expiry'));
+        CHECK (source IN ('ual', 'backchannel', 'admin', 'self', 'scim', 'cli', 'idp_expiry', 'reauth'));

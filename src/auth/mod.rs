@@ -27,7 +27,7 @@ use crate::{
     error::{ApiError, AppError},
     page::{Frame, Viewer},
     secret_token::{self, Kind},
-    session_store::{META_KEY, SessionMeta},
+    session_store::{META_KEY, REAUTH_KEY, SessionMeta},
 };
 
 /// The signed-in user of a request. Asking for it is what makes a page private: an anonymous
@@ -42,6 +42,12 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
+    /// The signed-in user, even while their session must authenticate again (to sign out, or
+    /// to authenticate again); pages ask for [`CurrentUser`] itself, which sends them to do so.
+    pub fn awaiting_reauth(req: &HttpRequest) -> Option<Self> {
+        Self::from_request_parts(req)
+    }
+
     fn from_request_parts(req: &HttpRequest) -> Option<Self> {
         let id = req.get_identity().ok()?.id().ok()?.parse().ok()?;
         let meta: SessionMeta = req.get_session().get(META_KEY).ok()??;
@@ -74,7 +80,8 @@ impl FromRequest for CurrentUser {
     type Future = Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::from_request_parts(req).ok_or_else(|| login_required(req)))
+        let user = Self::from_request_parts(req).filter(|_| !awaits_reauth(req));
+        ready(user.ok_or_else(|| login_required(req)))
     }
 }
 
@@ -84,7 +91,22 @@ pub const IDP_HINT_COOKIE: &str = "ual_todo_idp";
 
 /// Where an anonymous request is sent: a page request of a browser that last signed in through
 /// an IdP goes back through it (and returns to the page); anything else to the sign-in page.
+/// Whether the request's session must authenticate again before going on.
+pub fn awaits_reauth(req: &HttpRequest) -> bool {
+    req.get_session().get::<bool>(REAUTH_KEY).ok().flatten() == Some(true)
+}
+
 fn login_required(req: &HttpRequest) -> AppError {
+    if awaits_reauth(req) {
+        let mut again = url::Url::parse("http://app/reauth").expect("a URL");
+        let back = if req.method() == actix_web::http::Method::GET {
+            req.uri().to_string()
+        } else {
+            "/todos".to_owned()
+        };
+        again.query_pairs_mut().append_pair("return", &back);
+        return AppError::SignInAt(format!("/reauth?{}", again.query().unwrap_or_default()));
+    }
     let Some(issuer) = crate::signed_cookie::CookieSigner::verified(req, IDP_HINT_COOKIE) else {
         return AppError::LoginRequired;
     };
@@ -111,7 +133,7 @@ impl FromRequest for AdminUser {
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let user = CurrentUser::from_request_parts(req);
+        let user = CurrentUser::from_request_parts(req).filter(|_| !awaits_reauth(req));
         let signed_out = login_required(req);
         let pool = req.app_data::<web::Data<Pool>>().cloned();
         Box::pin(async move {

@@ -12,7 +12,7 @@ use crate::{
     auth::password,
     db::{
         ids::AccountState,
-        models::{Org, User},
+        models::{Org, RevocationSource, User},
     },
     revocation::{self, Requester, RoleError},
 };
@@ -58,6 +58,9 @@ pub enum UserCommand {
     Suspend(UserArgs),
     /// Let a suspended user sign in again (nothing that ended comes back).
     Reactivate(UserArgs),
+    /// Ask a user to sign in again: their sessions are kept, and every next request goes
+    /// through a fresh sign-in (their IdP, or their password) before going on.
+    Reauth(UserArgs),
     /// Allow (`true`) or forbid (`false`) password sign-in for a user of an org with SSO.
     BreakGlass {
         #[command(flatten)]
@@ -91,6 +94,7 @@ impl UserCommand {
             }
             UserCommand::Suspend(user)
             | UserCommand::Reactivate(user)
+            | UserCommand::Reauth(user)
             | UserCommand::BreakGlass { user, .. } => check_email(&user.email),
         }
     }
@@ -120,6 +124,7 @@ pub(super) async fn run(
         } => set_admin(conn, &org, &email, admin, json).await,
         UserCommand::Suspend(user) => set_state(conn, &user, AccountState::Suspended).await,
         UserCommand::Reactivate(user) => set_state(conn, &user, AccountState::Active).await,
+        UserCommand::Reauth(user) => reauth(conn, &user).await,
         UserCommand::BreakGlass { user, allowed } => break_glass(conn, &user, allowed).await,
     }
 }
@@ -171,6 +176,31 @@ async fn set_state(
         println!(
             "Reactivated {} in `{}`: they can sign in again.",
             user.email, org.slug
+        );
+    }
+    Ok(())
+}
+
+/// Asks the user's sessions to authenticate again, through [`revocation::require_reauth`].
+async fn reauth(conn: &mut AsyncPgConnection, args: &UserArgs) -> Result<(), CliError> {
+    let (org, user) = find_user(conn, args).await?;
+    let by = Requester {
+        source: RevocationSource::Reauth,
+        ..Requester::COMMAND_LINE
+    };
+    let asked = revocation::require_reauth(conn, org.id, user.id, by)
+        .await
+        .context("cannot ask the user to sign in again")?
+        .ok_or_else(|| anyhow::anyhow!("the user {} no longer exists", user.email))?;
+    if args.json {
+        println!(
+            "{}",
+            json!({ "id": user.id, "org": org.slug, "email": user.email, "sessions": asked })
+        );
+    } else {
+        println!(
+            "Asked {} to sign in again: {asked} session(s) will authenticate before going on.",
+            user.email
         );
     }
     Ok(())

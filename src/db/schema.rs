@@ -129,6 +129,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         auth_time -> Nullable<Timestamptz>,
         idp_ends_at -> Nullable<Timestamptz>,
+        reauth_requested_at -> Nullable<Timestamptz>,
     }
 }
 

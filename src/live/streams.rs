@@ -82,6 +82,17 @@ impl Streams {
     }
 }
 
+/// Sends `event` to every stream of `user`'s sessions, keeping them open.
+pub(super) fn send_to_user(streams: &Streams, user: UserId, event: &Event) {
+    for session in streams.by_user.get(&user).into_iter().flatten() {
+        for id in streams.by_session.get(session).into_iter().flatten() {
+            if let Some(entry) = streams.entries.get(id) {
+                send(&entry.tx, event);
+            }
+        }
+    }
+}
+
 /// Sends `event` to every dashboard of `org`.
 pub(super) fn broadcast_to_admins(streams: &Streams, org: OrgId, event: &Event) {
     for id in streams.admins.get(&org).into_iter().flatten() {

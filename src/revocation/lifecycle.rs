@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::{CHANNEL, Notice, Outcome, Requester, RevokeError, Target, audit_row, revoke};
 use crate::db::{
     ids::{AccountState, OrgId, UserId},
-    models::{Action, Revocation, User},
+    models::{Action, Revocation, SessionRecord, User},
 };
 
 /// A state as set: the user afterwards, whether it changed, and what ended.
@@ -47,7 +47,11 @@ pub async fn set_state(
                     outcome: None,
                 }));
             }
-            let changed_by = format!("{} ({})", by.source.label(), by.actor);
+            // Who, as the audit names them, within the column's 256 characters.
+            let changed_by: String = format!("{} ({})", by.source.label(), by.actor)
+                .chars()
+                .take(256)
+                .collect();
             let after = User::set_state(conn, found.id, to, &changed_by).await?;
             let detail = json!({ "before": { "state": from }, "after": { "state": to } });
             let outcome = match to {
@@ -113,6 +117,27 @@ async fn announce(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Asks every session of `user` of `org` to authenticate again before going on (IPSIE SL2
+/// "re-establish session"): the sessions are kept, open tabs are told live, audited. Returns how
+/// many sessions were asked (`None`: no such user).
+pub async fn require_reauth(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    user: UserId,
+    by: Requester<'_>,
+) -> Result<Option<usize>, RevokeError> {
+    conn.transaction::<_, RevokeError, _>(async |conn| {
+        let Some(found) = User::lock_in_org(conn, org, user).await? else {
+            return Ok(None);
+        };
+        let asked = SessionRecord::request_reauth(conn, org, found.id).await?;
+        let detail = json!({ "sessions": asked });
+        announce(conn, org, found.id, by, Action::Reauth, detail).await?;
+        Ok(Some(asked))
+    })
+    .await
 }
 
 /// Marks `user` of `org` as allowed (or not) to sign in with a password although the org has

@@ -25,7 +25,7 @@ use crate::db::{
 pub mod lifecycle;
 pub mod roles;
 
-pub use lifecycle::{StateChange, set_break_glass, set_state};
+pub use lifecycle::{StateChange, require_reauth, set_break_glass, set_state};
 pub use roles::{ROLE_CHANNEL, RoleChange, RoleError, RoleNotice, set_admin, set_admin_from_idp};
 
 /// The `LISTEN`/`NOTIFY` channel that carries [`Notice`]s.

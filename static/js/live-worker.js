@@ -26,6 +26,12 @@ function connect() {
     try { data = JSON.parse(event.data); } catch (_) { /* keep the defaults */ }
     end(data.reason || "revoked", data.message);
   });
+  // Asked to sign in again: the session is kept, every tab goes to do so (the stream stays).
+  source.addEventListener("reauth", (event) => {
+    let data = {};
+    try { data = JSON.parse(event.data); } catch (_) { /* keep the defaults */ }
+    tell({ type: "reauth", message: data.message });
+  });
   source.addEventListener("error", () => {
     // The browser retries network errors by itself; a refused stream (401, 5xx) is closed.
     if (source.readyState === EventSource.CLOSED && !ended) check();

@@ -33,6 +33,19 @@
     setTimeout(() => location.replace(link.href), 800);
   }
 
+  // Asked to sign in again: say so, then go through it and come back to this very page.
+  function signInAgain(message) {
+    if (left) return;
+    left = true;
+    const here = location.pathname + location.search;
+    const notice = document.createElement("p");
+    notice.className = "notice";
+    notice.setAttribute("role", "alert");
+    notice.textContent = message || "Your organisation asks you to sign in again to go on.";
+    document.querySelector("main")?.prepend(notice);
+    setTimeout(() => location.assign("/reauth?return=" + encodeURIComponent(here)), 800);
+  }
+
   const url = "/static/js/live-worker.js";
   const worker = window.SharedWorker
     ? new SharedWorker(url, { name: "ual-todo-live-" + session })
@@ -40,6 +53,7 @@
   const port = worker.port || worker;
   port.onmessage = (event) => {
     if (event.data && event.data.type === "logout") signedOut(event.data.reason, event.data.message);
+    if (event.data && event.data.type === "reauth") signInAgain(event.data.message);
   };
   if (worker.port) worker.port.start();
 

@@ -24,6 +24,7 @@ mod oidc_provider;
 mod outage;
 mod pages;
 mod proxy;
+mod reauth;
 mod scim_auth;
 mod scim_client;
 mod scim_fuzz;

@@ -222,7 +222,7 @@ async fn an_id_token_whose_idp_session_has_already_expired_is_refused() {
 async fn idp_initiated_login_starts_sso_for_the_issuers_org_and_lands_on_the_target() {
     let s = setup(Value::Null, SsoPolicy::default()).await;
     let browser = s.app.browser();
-    let target = s.app.url("/tokens");
+    let target = s.app.url("/settings/tokens");
     let mut initiate = url::Url::parse(&s.app.url("/auth/oidc/initiate")).unwrap();
     initiate
         .query_pairs_mut()
@@ -241,7 +241,7 @@ async fn idp_initiated_login_starts_sso_for_the_issuers_org_and_lands_on_the_tar
     );
     let callback = s.idp.sign_in_at(&authorize, "alice@acme.test").await;
     let answer = browser.client.get(callback).send().await.unwrap();
-    assert_is_redirect_to(&answer, "/tokens");
+    assert_is_redirect_to(&answer, "/settings/tokens");
 }
 
 #[tokio::test]

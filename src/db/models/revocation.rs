@@ -27,16 +27,19 @@ pub enum RevocationSource {
     /// The IdP's session ended (the ID token's `session_expiry`).
     #[serde(rename = "idp_expiry")]
     IdpExpiry,
+    /// The user was asked to sign in again (an admin or operator; IPSIE SL2).
+    Reauth,
 }
 
 impl RevocationSource {
     /// Every source, in the order filters list them.
-    pub const ALL: [RevocationSource; 7] = [
+    pub const ALL: [RevocationSource; 8] = [
         Self::Ual,
         Self::Scim,
         Self::Admin,
         Self::Backchannel,
         Self::IdpExpiry,
+        Self::Reauth,
         Self::SelfService,
         Self::Cli,
     ];
@@ -56,6 +59,7 @@ impl RevocationSource {
             Self::Scim => "SCIM provisioning",
             Self::Cli => "an operator",
             Self::IdpExpiry => "the end of the IdP session",
+            Self::Reauth => "a request to sign in again",
         }
     }
 
@@ -69,6 +73,7 @@ impl RevocationSource {
             Self::Scim => "scim",
             Self::Cli => "cli",
             Self::IdpExpiry => "idp_expiry",
+            Self::Reauth => "reauth",
         }
     }
 }
@@ -91,6 +96,8 @@ crate::db::ids::text_enum!(
         RemoveAdmin = "remove_admin",
         /// The break-glass (password despite SSO) flag changed.
         BreakGlass = "break_glass",
+        /// The user's sessions must authenticate again before going on (kept meanwhile).
+        Reauth = "reauth",
     }
 );
 

@@ -26,6 +26,8 @@ pub struct SessionRecord {
     pub auth_time: Option<OffsetDateTime>,
     /// When the IdP's session ends, and this one with it at the latest.
     pub idp_ends_at: Option<OffsetDateTime>,
+    /// Since when the session must authenticate again before going on.
+    pub reauth_requested_at: Option<OffsetDateTime>,
 }
 
 /// What `load` needs of a live session.
@@ -36,6 +38,7 @@ pub struct LiveSession {
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub idp_ends_at: Option<OffsetDateTime>,
+    pub reauth_requested_at: Option<OffsetDateTime>,
 }
 
 /// A session as the admin dashboard lists it: no state, no key hash.
@@ -156,6 +159,31 @@ impl SessionRecord {
         .execute(conn)
         .await
         .map(drop)
+    }
+
+    /// Asks every session of `user` to authenticate again; returns how many.
+    pub async fn request_reauth(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+        user: UserId,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            sessions::table
+                .filter(sessions::org_id.eq(org))
+                .filter(sessions::user_id.eq(user)),
+        )
+        .set(sessions::reauth_requested_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
+    }
+
+    /// The session `id` has authenticated again: it goes on.
+    pub async fn reauthenticated(conn: &mut AsyncPgConnection, id: SessionId) -> QueryResult<()> {
+        diesel::update(sessions::table.filter(sessions::public_id.eq(id)))
+            .set(sessions::reauth_requested_at.eq(None::<OffsetDateTime>))
+            .execute(conn)
+            .await
+            .map(drop)
     }
 
     /// Sessions whose IdP session has ended by `now` (oldest first, at most `limit`), with

@@ -1,5 +1,5 @@
 use actix_session::Session;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use tracing_actix_web::RequestId;
 
 use crate::{
@@ -24,10 +24,10 @@ pub const POST_LOGOUT_PATH: &str = "/login?reason=signed_out";
 /// the user's other tabs) and drops the cookie. A session signed in through SSO then goes on to
 /// the IdP's `end_session_endpoint` (RP-initiated logout), which signs the person out there too
 /// and sends them back; without one, the sign-in page says they may still be signed in there.
-#[tracing::instrument(skip_all, fields(user = user.as_ref().map(|u| u.id.to_string())))]
+#[tracing::instrument(skip_all)]
 #[allow(clippy::too_many_arguments)] // the extractors of one handler
 pub async fn logout(
-    user: Option<CurrentUser>,
+    req: HttpRequest,
     session: Session,
     pool: web::Data<Pool>,
     metrics: web::Data<Metrics>,
@@ -42,7 +42,7 @@ pub async fn logout(
         .and_then(|meta| meta.idp)
         .map(|idp| idp.id_token);
     let mut next = POST_LOGOUT_PATH.to_owned();
-    if let Some(user) = user {
+    if let Some(user) = CurrentUser::awaiting_reauth(&req) {
         let request_id = request_id.to_string();
         let mut conn = pool.get().await?;
         let by = Requester::new(RevocationSource::SelfService, "user", &request_id);

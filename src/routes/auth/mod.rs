@@ -2,6 +2,7 @@
 
 mod login;
 mod logout;
+mod reauth;
 mod sso;
 
 pub use sso::CALLBACK;
@@ -15,6 +16,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(login::login)),
     )
     .route("/logout", web::post().to(logout::logout))
+    .service(
+        web::resource("/reauth")
+            .route(web::get().to(reauth::reauth_form))
+            .route(web::post().to(reauth::reauth)),
+    )
     .service(
         web::resource("/auth/oidc/start")
             .route(web::get().to(sso::start_form))

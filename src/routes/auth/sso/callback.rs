@@ -7,14 +7,14 @@ use serde::Deserialize;
 use super::{COOKIE_PATH, EXPIRED, STATE_COOKIE, idp_of, state_hash};
 use crate::{
     auth::{
-        IDP_HINT_COOKIE, admission,
+        CurrentUser, IDP_HINT_COOKIE, admission, awaits_reauth,
         sso::{self, Finishing, Sso},
     },
     config::PublicUrl,
     db::{
         Pool,
         ids::ManagedBy,
-        models::{NewUser, OidcLogin, Org, User},
+        models::{NewUser, OidcLogin, Org, SessionRecord, User},
     },
     error::{AppError, is_unique_violation},
     routes::auth::login::{Federated, LoginPage, render, sign_in},
@@ -131,6 +131,24 @@ pub async fn callback(
     span.record("org", org.slug.as_str());
     span.record("user", tracing::field::display(user.id));
     tracing::info!("signed in with SSO");
+    // A session asked to authenticate again goes on, the same session, if the same person did.
+    if awaits_reauth(&req)
+        && let Some(current) = CurrentUser::awaiting_reauth(&req)
+    {
+        if current.id != user.id {
+            return fail(
+                StatusCode::FORBIDDEN,
+                "You signed in again as someone else. Sign out first to switch accounts.",
+            );
+        }
+        SessionRecord::reauthenticated(&mut conn, current.session_id).await?;
+        tracing::info!("signed in again through SSO; the session goes on");
+        let mut response = crate::page::see_other(login.land_on.as_deref().unwrap_or("/todos"));
+        response
+            .add_cookie(&signed_cookie::removal(STATE_COOKIE, COOKIE_PATH))
+            .map_err(|e| AppError::Unexpected(e.into()))?;
+        return Ok(response);
+    }
     let federated = Federated {
         sid: identity.sid,
         auth_time: identity.auth_time,

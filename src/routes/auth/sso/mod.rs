@@ -33,7 +33,7 @@ use crate::{
 };
 
 mod callback;
-mod initiate;
+pub mod initiate;
 
 pub use callback::callback;
 pub use initiate::initiate;
@@ -58,7 +58,7 @@ fn state_hash(state: &str) -> Vec<u8> {
 }
 
 /// The org's IdP with its client secret opened, if single sign-on is set up.
-fn idp_of(org: &Org, secrets: &SecretBox) -> Result<Option<Idp>, AppError> {
+pub fn idp_of(org: &Org, secrets: &SecretBox) -> Result<Option<Idp>, AppError> {
     let (Some(issuer), Some(client_id), Some(sealed)) =
         (&org.idp_issuer, &org.idp_client_id, &org.idp_client_secret)
     else {
