@@ -199,6 +199,9 @@ impl Hub {
                     "actor": notice.actor,
                     "sessions_ended": notice.sessions_ended,
                     "action": notice.action,
+                    // The feed's words, and whether the user's sessions ended with it.
+                    "phrase": notice.action.phrase(),
+                    "ends_sessions": notice.action.ends_sessions(),
                     "at_ms": notice.at_ms,
                     "at": time_text(notice.at_ms),
                 })

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_roles;
+mod admin_states;
 mod auth;
 mod backchannel;
 mod cli;
