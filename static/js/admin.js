@@ -85,6 +85,10 @@
         const [state, badge, done] = change;
         showState(tr, state, badge, `${done} by ${label} (${data.actor}) · ${data.at}`);
       }
+      // A user SCIM changed is managed by the IdP from now on: the server refuses these edits.
+      if (data.source === "scim") {
+        tr.querySelectorAll("form.suspend, form.reactivate, form.role").forEach((f) => f.remove());
+      }
       highlight(tr, "just-revoked");
     }
     const item = document.createElement("li");
