@@ -42,6 +42,10 @@ pub struct Settings {
     #[arg(long, env = "SESSION_LIFETIME", default_value = "7d", value_parser = parse_duration, global = true)]
     pub session_lifetime: Duration,
 
+    /// A deleted user's todos are kept this long, then purged with the account.
+    #[arg(long, env = "DELETED_USER_RETENTION", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub deleted_user_retention: Duration,
+
     /// Largest number of pooled database connections per instance.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16, global = true)]
     pub database_pool_size: usize,
@@ -84,6 +88,7 @@ impl Settings {
             secrets_key: None,
             session_idle_timeout: Duration::from_secs(12 * 3600),
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
+            deleted_user_retention: Duration::from_secs(30 * 24 * 3600),
             database_pool_size: 8,
             jwks_min_refetch: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),

@@ -43,6 +43,26 @@ pub struct SessionMeta {
     pub ip: Option<String>,
     #[serde(default)]
     pub oidc_sid: Option<String>,
+    /// What the IdP said of a session signed in through SSO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<IdpSession>,
+}
+
+/// A sign-in through the org's IdP, as its ID token told it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpSession {
+    /// When the person authenticated at the IdP (Unix seconds).
+    pub auth_time: Option<i64>,
+    /// When the IdP's session ends (`session_expiry`, Unix seconds).
+    pub ends_at: Option<i64>,
+    /// The ID token, sent back as `id_token_hint` at sign-out.
+    pub id_token: String,
+}
+
+impl IdpSession {
+    fn time(seconds: Option<i64>) -> Option<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp(seconds?).ok()
+    }
 }
 
 /// The session store. Cheap to clone: it holds the pool.
@@ -117,6 +137,11 @@ impl SessionRow {
         expires_at: OffsetDateTime,
     ) -> serde_json::Result<Self> {
         let (user_id, meta) = columns(state);
+        let idp_ends_at = meta
+            .as_ref()
+            .and_then(|m| m.idp.as_ref())
+            .and_then(|idp| IdpSession::time(idp.ends_at));
+        let expires_at = idp_ends_at.map_or(expires_at, |end| expires_at.min(end));
         Ok(Self {
             id: PgSessionStore::hash_key(key),
             public_id: meta.as_ref().map_or_else(SessionId::new, |m| m.id),
@@ -166,6 +191,12 @@ impl SessionRow {
             created_at: self.created_at,
             last_seen_at: self.created_at,
             expires_at: self.expires_at,
+            auth_time: meta
+                .and_then(|m| m.idp.as_ref())
+                .and_then(|idp| IdpSession::time(idp.auth_time)),
+            idp_ends_at: meta
+                .and_then(|m| m.idp.as_ref())
+                .and_then(|idp| IdpSession::time(idp.ends_at)),
         }
     }
 }
@@ -183,7 +214,10 @@ impl SessionStore for PgSessionStore {
             return Ok(None);
         };
         if now - row.last_seen_at >= TOUCH_INTERVAL {
-            let expires_at = self.expires_at(row.created_at, now);
+            let mut expires_at = self.expires_at(row.created_at, now);
+            if let Some(end) = row.idp_ends_at {
+                expires_at = expires_at.min(end);
+            }
             SessionRecord::touch(&mut conn, &id, now, expires_at)
                 .await
                 .context("cannot record session activity")

@@ -104,7 +104,11 @@ impl Application {
             }
         });
 
-        tokio::spawn(sweeper::run(pool.clone(), SWEEP_EVERY));
+        tokio::spawn(sweeper::run(
+            pool.clone(),
+            SWEEP_EVERY,
+            settings.deleted_user_retention,
+        ));
         let hub = Hub::new(settings.sse_keep_alive);
         tokio::spawn(live::listen(
             hub.clone(),

@@ -25,7 +25,7 @@ try {
 } catch (err) {
   fail(`IDP_CONFIG must be set to a JSON document: ${err.message}`);
 }
-const { port = 0, clients = [], accounts = {} } = config;
+const { port = 0, clients = [], accounts = {}, id_token_patch: idTokenPatch } = config;
 if (!Array.isArray(clients) || clients.length === 0) fail('IDP_CONFIG.clients must be a non-empty array');
 
 // --- accounts --------------------------------------------------------------
@@ -161,8 +161,49 @@ function send(res, status, body, type = 'application/json') {
   res.end(text);
 }
 
+// Test-only: IDP_CONFIG.id_token_patch rewrites the ID token of every token response (merged
+// into its payload, re-signed with the provider's key), so tests can send what a provider
+// might: an array `aud`, an old `auth_time`, a `session_expiry`. "$now+N" / "$now-N" are
+// seconds from now; null removes a claim.
+function patchedClaims(payload) {
+  const now = Math.floor(Date.now() / 1000);
+  const out = { ...payload };
+  for (const [name, value] of Object.entries(idTokenPatch)) {
+    const relative = typeof value === 'string' && /^\$now([+-]\d+)$/.exec(value);
+    if (value === null) delete out[name];
+    else out[name] = relative ? now + Number(relative[1]) : value;
+  }
+  return out;
+}
+
+function patchTokenResponse(res) {
+  const end = res.end.bind(res);
+  res.end = (chunk, ...rest) => {
+    let body;
+    try {
+      body = JSON.parse(Buffer.from(chunk).toString('utf8'));
+    } catch {
+      return end(chunk, ...rest);
+    }
+    if (!body.id_token) return end(chunk, ...rest);
+    const [header] = body.id_token.split('.');
+    const protectedHeader = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
+    const payload = patchedClaims(jose.decodeJwt(body.id_token));
+    new jose.CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+      .setProtectedHeader(protectedHeader)
+      .sign(privateKey)
+      .then((jws) => {
+        const text = JSON.stringify({ ...body, id_token: jws });
+        res.setHeader('content-length', Buffer.byteLength(text));
+        end(text);
+      });
+    return res;
+  };
+}
+
 async function route(req, res) {
   const { pathname } = new URL(req.url, issuer);
+  if (idTokenPatch && req.method === 'POST' && pathname === '/token') patchTokenResponse(res);
 
   // Test-only: sign {header, payload} with the provider's current key.
   if (req.method === 'POST' && pathname === '/test/sign') {

@@ -1,6 +1,7 @@
 //! Who is asking: password hashing, the signed-in user as an extractor, and cross-site request
 //! protection.
 
+pub mod admission;
 pub mod csrf;
 pub mod fetch_cache;
 pub mod idp_http;
@@ -95,7 +96,7 @@ impl FromRequest for AdminUser {
             let mut conn = pool.get().await?;
             let row = User::find_in_org(&mut conn, user.org_id, user.id).await?;
             match row {
-                Some(row) if row.is_admin => {
+                Some(row) if row.is_admin && admission::active(&row).is_ok() => {
                     user.is_admin = true;
                     Ok(AdminUser(user))
                 }

@@ -12,7 +12,7 @@ use crate::{
     config::Settings,
     db::models::{
         NewOrg, Org, OrgApiKey,
-        org::{Configured, IdpSettings, is_valid_slug, slugify},
+        org::{Configured, IdpSettings, SSO_ALGS, SsoPolicy, is_valid_slug, slugify},
     },
     secret_box::SecretBox,
     secret_token,
@@ -52,6 +52,18 @@ pub enum OrgCommand {
         /// Do not create unknown users at their first SSO sign-in.
         #[arg(long)]
         no_create_users: bool,
+        /// Ask the IdP for an authentication at most this many seconds old (`max_age`); 0
+        /// clears it. Without it, unchanged.
+        #[arg(long)]
+        max_age: Option<u32>,
+        /// Link an SSO sign-in to an existing account with the same IdP-verified email (off
+        /// unless given: users are matched by issuer and subject only, as IPSIE requires).
+        #[arg(long)]
+        link_by_email: bool,
+        /// ID token signature algorithms to accept, comma-separated (default PS256, ES256,
+        /// EdDSA, RS256). Without it, unchanged.
+        #[arg(long, value_delimiter = ',')]
+        id_token_algs: Option<Vec<String>>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -83,16 +95,21 @@ impl OrgCommand {
                 issuer,
                 client_id,
                 email_domain,
+                max_age,
+                id_token_algs,
                 ..
-            } => IdpSettings {
-                issuer: issuer.as_str(),
-                client_id: client_id.trim(),
-                client_secret: None,
-                email_domain: Some(email_domain.as_deref()),
-                create_users: true,
+            } => {
+                sso_policy(*max_age, false, id_token_algs.clone())?;
+                IdpSettings {
+                    issuer: issuer.as_str(),
+                    client_id: client_id.trim(),
+                    client_secret: None,
+                    email_domain: Some(email_domain.as_deref()),
+                    create_users: true,
+                }
+                .check(idp_policy(settings))
+                .map_err(CliError::Usage)
             }
-            .check(idp_policy(settings))
-            .map_err(CliError::Usage),
             OrgCommand::Disable { .. } | OrgCommand::Enable { .. } => Ok(()),
         }
     }
@@ -113,8 +130,12 @@ pub(super) async fn run(
             client_secret_stdin,
             email_domain,
             no_create_users,
+            max_age,
+            link_by_email,
+            id_token_algs,
             json,
         } => {
+            let policy = sso_policy(max_age, link_by_email, id_token_algs)?;
             let secret = client_secret_stdin.then(read_secret).transpose()?;
             let idp = IdpSettings {
                 issuer: issuer.as_str().trim_end_matches('/'),
@@ -124,7 +145,7 @@ pub(super) async fn run(
                 create_users: !no_create_users,
             };
             idp.check(idp_policy(settings)).map_err(CliError::Usage)?;
-            set_idp(conn, settings, &slug, &idp, json).await
+            set_idp(conn, settings, &slug, (&idp, &policy), json).await
         }
         OrgCommand::Disable { slug, json } => set_disabled(conn, &slug, true, json).await,
         OrgCommand::Enable { slug, json } => set_disabled(conn, &slug, false, json).await,
@@ -199,31 +220,70 @@ async fn create(
     Ok(())
 }
 
+/// The SSO checks the flags ask for, checked.
+fn sso_policy(
+    max_age: Option<u32>,
+    link_by_email: bool,
+    algs: Option<Vec<String>>,
+) -> Result<SsoPolicy, CliError> {
+    let max_age = match max_age {
+        None => None,
+        Some(0) => Some(None),
+        Some(seconds) => Some(Some(i32::try_from(seconds).map_err(|_| {
+            CliError::Usage("--max-age must be at most 2147483647 seconds".into())
+        })?)),
+    };
+    if let Some(algs) = &algs {
+        let unknown: Vec<&String> = algs
+            .iter()
+            .filter(|a| !SSO_ALGS.contains(&a.as_str()))
+            .collect();
+        if algs.is_empty() || algs.len() > 8 || !unknown.is_empty() {
+            return Err(CliError::Usage(format!(
+                "--id-token-algs takes 1 to 8 of {}",
+                SSO_ALGS.join(", ")
+            )));
+        }
+    }
+    Ok(SsoPolicy {
+        max_age,
+        link_by_email: Some(link_by_email),
+        algs,
+    })
+}
+
 async fn set_idp(
     conn: &mut AsyncPgConnection,
     settings: &Settings,
     slug: &str,
-    idp: &IdpSettings<'_>,
+    (idp, policy): (&IdpSettings<'_>, &SsoPolicy),
     json: bool,
 ) -> Result<(), CliError> {
     let org = find_org(conn, slug).await?;
     let (secrets, _) = SecretBox::load(conn, settings).await?;
+    let configured = conn
+        .transaction(async |conn| {
+            let configured = Org::configure_idp(conn, org.id, idp, &secrets).await?;
+            let org = Org::set_sso_policy(conn, org.id, policy).await?;
+            Ok::<_, diesel::result::Error>(Configured { org, ..configured })
+        })
+        .await;
     let Configured {
         org,
         secret_dropped,
-    } = Org::configure_idp(conn, org.id, idp, &secrets)
-        .await
-        .map_err(|e| {
-            let taken = "another org already uses this issuer and client id, or this email domain";
-            write_error(e, taken.into(), "cannot set the IdP")
-        })?;
+    } = configured.map_err(|e| {
+        let taken = "another org already uses this issuer and client id, or this email domain";
+        write_error(e, taken.into(), "cannot set the IdP")
+    })?;
     let sso_ready = org.idp_client_secret.is_some();
     if json {
         println!(
             "{}",
             json!({ "slug": org.slug, "issuer": org.idp_issuer, "client_id": org.idp_client_id,
                     "client_secret_set": sso_ready, "client_secret_removed": secret_dropped,
-                    "email_domain": org.email_domain, "create_users": org.sso_create_users })
+                    "email_domain": org.email_domain, "create_users": org.sso_create_users,
+                    "max_age": org.sso_max_age, "link_by_email": org.sso_link_by_email,
+                    "id_token_algs": org.sso_algs })
         );
     } else {
         println!(

@@ -1,4 +1,4 @@
-//! `user create` and `user set-admin`.
+//! `user create`, `user set-admin`, `user suspend|reactivate` and `user break-glass`.
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -10,7 +10,10 @@ use super::common::{
 };
 use crate::{
     auth::password,
-    db::models::User,
+    db::{
+        ids::AccountState,
+        models::{Org, User},
+    },
     revocation::{self, Requester, RoleError},
 };
 
@@ -50,6 +53,33 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Suspend a user: every session and access token ends at once (open tabs are signed out
+    /// live) and nothing lets them in until reactivated. Their todos are kept.
+    Suspend(UserArgs),
+    /// Let a suspended user sign in again (nothing that ended comes back).
+    Reactivate(UserArgs),
+    /// Allow (`true`) or forbid (`false`) password sign-in for a user of an org with SSO.
+    BreakGlass {
+        #[command(flatten)]
+        user: UserArgs,
+        /// `true` or `false`.
+        #[arg(value_parser = clap::value_parser!(bool), action = clap::ArgAction::Set)]
+        allowed: bool,
+    },
+}
+
+/// Which user, and how to print the result.
+#[derive(Debug, clap::Args)]
+pub struct UserArgs {
+    /// The org's slug.
+    #[arg(long)]
+    org: String,
+    /// The user's email (any case).
+    #[arg(long)]
+    email: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 impl UserCommand {
@@ -59,6 +89,9 @@ impl UserCommand {
             UserCommand::Create { email, .. } | UserCommand::SetAdmin { email, .. } => {
                 check_email(email)
             }
+            UserCommand::Suspend(user)
+            | UserCommand::Reactivate(user)
+            | UserCommand::BreakGlass { user, .. } => check_email(&user.email),
         }
     }
 }
@@ -85,7 +118,95 @@ pub(super) async fn run(
             admin,
             json,
         } => set_admin(conn, &org, &email, admin, json).await,
+        UserCommand::Suspend(user) => set_state(conn, &user, AccountState::Suspended).await,
+        UserCommand::Reactivate(user) => set_state(conn, &user, AccountState::Active).await,
+        UserCommand::BreakGlass { user, allowed } => break_glass(conn, &user, allowed).await,
     }
+}
+
+/// The user `args` name, with their org.
+async fn find_user(conn: &mut AsyncPgConnection, args: &UserArgs) -> Result<(Org, User), CliError> {
+    let org = find_org(conn, &args.org).await?;
+    let user = User::find_by_email(conn, org.id, &args.email)
+        .await
+        .context("cannot look up the user")?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the org `{}` has no user with the email {}",
+                org.slug,
+                args.email
+            )
+        })?;
+    Ok((org, user))
+}
+
+/// Suspends or reactivates through [`revocation::set_state`], which ends sessions and tokens.
+async fn set_state(
+    conn: &mut AsyncPgConnection,
+    args: &UserArgs,
+    to: AccountState,
+) -> Result<(), CliError> {
+    let (org, user) = find_user(conn, args).await?;
+    let change = revocation::set_state(conn, org.id, user.id, to, Requester::COMMAND_LINE)
+        .await
+        .context("cannot change the user's state")?
+        .ok_or_else(|| anyhow::anyhow!("the user {} no longer exists", user.email))?;
+    let ended = change.outcome.as_ref();
+    let (sessions, tokens) = ended.map_or((0, 0), |o| (o.sessions_ended, o.tokens_revoked));
+    if args.json {
+        println!(
+            "{}",
+            json!({ "id": user.id, "org": org.slug, "email": user.email,
+                    "state": change.user.state, "changed": change.changed,
+                    "sessions_ended": sessions, "tokens_revoked": tokens })
+        );
+    } else if !change.changed {
+        println!("{} is already {}.", user.email, change.user.state);
+    } else if to == AccountState::Suspended {
+        println!(
+            "Suspended {} in `{}`: {sessions} session(s) ended, {tokens} token(s) revoked.",
+            user.email, org.slug
+        );
+    } else {
+        println!(
+            "Reactivated {} in `{}`: they can sign in again.",
+            user.email, org.slug
+        );
+    }
+    Ok(())
+}
+
+/// Sets the break-glass flag through [`revocation::set_break_glass`], which audits it.
+async fn break_glass(
+    conn: &mut AsyncPgConnection,
+    args: &UserArgs,
+    allowed: bool,
+) -> Result<(), CliError> {
+    let (org, user) = find_user(conn, args).await?;
+    let user = revocation::set_break_glass(conn, org.id, user.id, allowed, Requester::COMMAND_LINE)
+        .await
+        .context("cannot change break-glass")?
+        .ok_or_else(|| anyhow::anyhow!("the user {} no longer exists", user.email))?;
+    if args.json {
+        println!(
+            "{}",
+            json!({ "id": user.id, "org": org.slug, "email": user.email,
+                    "break_glass": user.break_glass, "sso": org.has_sso() })
+        );
+    } else if user.break_glass {
+        println!(
+            "{} may sign in with a password even though `{}` has SSO.",
+            user.email, org.slug
+        );
+    } else if org.has_sso() {
+        println!("{} signs in only with SSO at `{}`.", user.email, org.slug);
+    } else {
+        println!(
+            "{} is not break-glass (it matters once `{}` has SSO).",
+            user.email, org.slug
+        );
+    }
+    Ok(())
 }
 
 async fn user_create(

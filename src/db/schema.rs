@@ -40,6 +40,8 @@ diesel::table! {
         pkce_verifier -> Text,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        max_age -> Nullable<Int4>,
+        land_on -> Nullable<Text>,
     }
 }
 
@@ -68,6 +70,9 @@ diesel::table! {
         sso_create_users -> Bool,
         email_domain -> Nullable<Text>,
         admin_group -> Nullable<Text>,
+        sso_max_age -> Nullable<Int4>,
+        sso_link_by_email -> Bool,
+        sso_algs -> Array<Text>,
     }
 }
 
@@ -122,6 +127,8 @@ diesel::table! {
         created_at -> Timestamptz,
         last_seen_at -> Timestamptz,
         expires_at -> Timestamptz,
+        auth_time -> Nullable<Timestamptz>,
+        idp_ends_at -> Nullable<Timestamptz>,
     }
 }
 

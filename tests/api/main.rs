@@ -1,6 +1,7 @@
 //! Integration tests against the real PostgreSQL: every test gets its own database, cloned from a
 //! migrated template, and its own app on a free port. One binary keeps link times down.
 
+mod account_states;
 mod admin;
 mod admin_roles;
 mod admin_states;
@@ -26,6 +27,7 @@ mod session_store;
 mod shutdown;
 mod signin_limits;
 mod sso;
+mod sso_sl1;
 mod sso_start;
 mod todos;
 mod tokens;

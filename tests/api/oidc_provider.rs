@@ -46,13 +46,26 @@ pub fn client(app: &TestApp, client_id: &str) -> Value {
 impl OidcProvider {
     /// Starts the provider with these clients and accounts (`IDP_CONFIG`).
     pub fn start(clients: Vec<Value>, accounts: Value) -> OidcProvider {
+        Self::start_patching(clients, accounts, Value::Null)
+    }
+
+    /// Starts the provider so that every ID token it issues carries `id_token_patch` (see
+    /// e2e/idp/README.md; `null`: unchanged).
+    pub fn start_patching(
+        clients: Vec<Value>,
+        accounts: Value,
+        id_token_patch: Value,
+    ) -> OidcProvider {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/idp/provider.mjs");
         let modules = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/idp/node_modules");
         assert!(
             std::path::Path::new(modules).exists(),
             "the test OpenID Provider is not installed: run scripts/install-e2e"
         );
-        let config = json!({ "port": 0, "clients": clients, "accounts": accounts });
+        let mut config = json!({ "port": 0, "clients": clients, "accounts": accounts });
+        if !id_token_patch.is_null() {
+            config["id_token_patch"] = id_token_patch;
+        }
         let mut process = Command::new("node")
             .arg(script)
             .env("IDP_CONFIG", config.to_string())

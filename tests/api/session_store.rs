@@ -1,5 +1,7 @@
 //! The session store's promises, one by one.
 
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 use std::collections::HashMap;
 
 use actix_session::storage::{SessionKey, SessionStore as _};
@@ -140,6 +142,7 @@ async fn a_row_built_as_signed_in_loads_as_that_users_session() {
         user_agent: None,
         ip: None,
         oidc_sid: None,
+        idp: None,
     };
     let now = time::OffsetDateTime::now_utc();
     let row = SessionRow::signed_in(
@@ -454,7 +457,7 @@ async fn the_sweeper_deletes_only_expired_sessions() {
         ),
     );
 
-    let swept = sweeper::sweep_once(&app.pool).await.unwrap();
+    let swept = sweeper::sweep_once(&app.pool, DAY).await.unwrap();
 
     assert_eq!(swept.sessions, 1);
     assert_eq!(count(&app.db, "sessions"), 1);

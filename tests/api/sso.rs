@@ -6,7 +6,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 use ual_todo::{
-    db::models::{Org, User, org::IdpSettings},
+    db::models::{
+        Org, User,
+        org::{IdpSettings, SsoPolicy},
+    },
     secret_box::SecretBox,
 };
 
@@ -42,7 +45,7 @@ async fn setup_with(create_users: bool) -> Setup {
     Setup { app, idp, acme }
 }
 
-async fn configure(
+pub async fn configure(
     app: &TestApp,
     org: &Org,
     issuer: &str,
@@ -126,9 +129,34 @@ async fn a_first_sso_sign_in_creates_the_user_and_keeps_the_idp_session() {
     );
 }
 
+/// Lets `acme` link SSO sign-ins to accounts by verified email (off by default).
+async fn link_by_email(s: &Setup) {
+    let policy = SsoPolicy {
+        link_by_email: Some(true),
+        ..SsoPolicy::default()
+    };
+    Org::set_sso_policy(&mut *s.app.conn().await, s.acme.id, &policy)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
-async fn an_email_routes_to_its_org_and_an_existing_account_is_linked() {
+async fn an_existing_account_is_not_linked_by_email_unless_the_org_opts_in() {
+    let s = setup().await;
+    s.app.create_user(s.acme.id, "alice@acme.test", false).await;
+    let browser = s.app.browser();
+
+    let answer = s.idp.sign_in(&browser, "acme", "alice@acme.test").await;
+
+    page_says(answer, StatusCode::FORBIDDEN, "not linked").await;
+    assert_eq!(count(&s.app.db, "users WHERE oidc_subject IS NOT NULL"), 0);
+    assert_eq!(count(&s.app.db, "users"), 1, "nor is a second account made");
+}
+
+#[tokio::test]
+async fn an_email_routes_to_its_org_and_an_existing_account_is_linked_when_the_org_opts_in() {
     let s = setup_with(false).await;
+    link_by_email(&s).await;
     let alice = s.app.create_user(s.acme.id, "Alice@Acme.test", false).await;
     let browser = s.app.browser();
 
@@ -355,7 +383,13 @@ async fn signing_out_at_the_idp_ends_the_session_live_through_back_channel_logou
         .unwrap();
     {
         let hash = ual_todo::auth::password::hash("a long enough secret").unwrap();
-        User::set_password_hash(&mut *s.app.conn().await, alice.id, &hash)
+        let mut conn = s.app.conn().await;
+        User::set_password_hash(&mut conn, alice.id, &hash)
+            .await
+            .unwrap();
+        // A password in an org with SSO is for break-glass users only.
+        let by = ual_todo::revocation::Requester::COMMAND_LINE;
+        ual_todo::revocation::set_break_glass(&mut conn, s.acme.id, alice.id, true, by)
             .await
             .unwrap();
     }
@@ -416,4 +450,32 @@ async fn a_universal_logout_jwt_signed_with_the_providers_real_key_works() {
 
     assert_eq!(answer.status(), StatusCode::NO_CONTENT);
     browser.assert_signed_out().await;
+}
+
+#[tokio::test]
+async fn a_suspended_user_is_refused_even_with_a_valid_id_token() {
+    let s = setup().await;
+    let first = s.app.browser();
+    s.idp.sign_in(&first, "acme", "alice@acme.test").await;
+    let mut conn = s.app.conn().await;
+    let alice = User::find_by_email(&mut conn, s.acme.id, "alice@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    ual_todo::revocation::set_state(
+        &mut conn,
+        s.acme.id,
+        alice.id,
+        ual_todo::db::ids::AccountState::Suspended,
+        ual_todo::revocation::Requester::COMMAND_LINE,
+    )
+    .await
+    .unwrap();
+    first.assert_signed_out().await;
+
+    let again = s.app.browser();
+    let answer = s.idp.sign_in(&again, "acme", "alice@acme.test").await;
+
+    page_says(answer, StatusCode::FORBIDDEN, "suspended").await;
+    assert!(!again.is_signed_in().await);
 }

@@ -1,9 +1,11 @@
 //! Starting single sign-on: only from the app's own sign-in form (another site cannot sign a
 //! browser into its org: login CSRF), and bounded per client address.
 
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 use reqwest::StatusCode;
 use time::OffsetDateTime;
-use ual_todo::db::models::OidcLogin;
+use ual_todo::db::models::{OidcLogin, oidc_login::NewOidcLogin};
 
 use crate::{
     helpers::{Browser, count, spawn_app},
@@ -143,13 +145,20 @@ async fn unfinished_sso_sign_ins_are_swept_once_expired() {
             ([1u8; 32], now - time::Duration::seconds(1)),
             ([2u8; 32], now + time::Duration::minutes(10)),
         ] {
-            OidcLogin::create(&mut conn, &state, org.id, "nonce", "verifier", expires_at)
-                .await
-                .unwrap();
+            let pending = NewOidcLogin {
+                state_hash: &state,
+                org_id: org.id,
+                nonce: "nonce",
+                pkce_verifier: "verifier",
+                expires_at,
+                max_age: None,
+                land_on: None,
+            };
+            OidcLogin::create(&mut conn, &pending).await.unwrap();
         }
     }
 
-    ual_todo::sweeper::sweep_once(&app.pool).await.unwrap();
+    ual_todo::sweeper::sweep_once(&app.pool, DAY).await.unwrap();
 
     assert_eq!(count(&app.db, "oidc_logins"), 1);
     assert_eq!(

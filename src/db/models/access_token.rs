@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use crate::{
     db::{
-        ids::{OrgId, UserId},
+        ids::{AccountState, OrgId, UserId},
         schema::{access_tokens, users},
     },
     secret_token::{self, Issued, Kind, Presented},
@@ -51,8 +51,8 @@ impl AccessToken {
         Ok((token, issued))
     }
 
-    /// The live token a caller presented, with its user's org: looked up by prefix, hash
-    /// compared in constant time.
+    /// The live token of an active user that a caller presented, with its user's org: looked
+    /// up by prefix, hash compared in constant time.
     pub async fn authenticate(
         conn: &mut AsyncPgConnection,
         presented: &Presented,
@@ -60,6 +60,7 @@ impl AccessToken {
         let found: Option<(AccessToken, OrgId)> = access_tokens::table
             .inner_join(users::table)
             .filter(access_tokens::prefix.eq(&presented.prefix))
+            .filter(users::state.eq(AccountState::Active))
             .select((AccessToken::as_select(), users::org_id))
             .first(conn)
             .await

@@ -15,6 +15,23 @@ pub struct OidcLogin {
     pub pkce_verifier: String,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// The `max_age` asked of the IdP, in seconds.
+    pub max_age: Option<i32>,
+    /// Where the browser goes after signing in (a path of this app).
+    pub land_on: Option<String>,
+}
+
+/// A sign-in to record as it starts.
+#[derive(Insertable)]
+#[diesel(table_name = oidc_logins)]
+pub struct NewOidcLogin<'a> {
+    pub state_hash: &'a [u8],
+    pub org_id: OrgId,
+    pub nonce: &'a str,
+    pub pkce_verifier: &'a str,
+    pub expires_at: OffsetDateTime,
+    pub max_age: Option<i32>,
+    pub land_on: Option<&'a str>,
 }
 
 impl std::fmt::Debug for OidcLogin {
@@ -27,22 +44,9 @@ impl std::fmt::Debug for OidcLogin {
 
 impl OidcLogin {
     /// Records a sign-in in progress.
-    pub async fn create(
-        conn: &mut AsyncPgConnection,
-        state_hash: &[u8],
-        org: OrgId,
-        nonce: &str,
-        pkce_verifier: &str,
-        expires_at: OffsetDateTime,
-    ) -> QueryResult<()> {
+    pub async fn create(conn: &mut AsyncPgConnection, new: &NewOidcLogin<'_>) -> QueryResult<()> {
         diesel::insert_into(oidc_logins::table)
-            .values((
-                oidc_logins::state_hash.eq(state_hash),
-                oidc_logins::org_id.eq(org),
-                oidc_logins::nonce.eq(nonce),
-                oidc_logins::pkce_verifier.eq(pkce_verifier),
-                oidc_logins::expires_at.eq(expires_at),
-            ))
+            .values(new)
             .execute(conn)
             .await
             .map(drop)

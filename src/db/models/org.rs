@@ -28,6 +28,27 @@ pub struct Org {
     pub email_domain: Option<String>,
     /// The IdP group (by display name) whose members are the org's admins; SCIM keeps it.
     pub admin_group: Option<String>,
+    /// At most this many seconds since the person authenticated at the IdP (`max_age`).
+    pub sso_max_age: Option<i32>,
+    /// Whether an SSO sign-in may link to an existing account by IdP-verified email.
+    pub sso_link_by_email: bool,
+    /// The ID token signature algorithms accepted.
+    pub sso_algs: Vec<String>,
+}
+
+/// ID token signature algorithms an org may accept (IPSIE: PS256, ES256, EdDSA; RS256 for
+/// today's IdPs).
+pub const SSO_ALGS: &[&str] = &[
+    "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "RS256", "RS384", "RS512",
+];
+
+/// How an org's SSO sign-ins are checked; `None` fields stay as they are.
+#[derive(Clone, Debug, Default)]
+pub struct SsoPolicy {
+    /// `Some(None)` clears it.
+    pub max_age: Option<Option<i32>>,
+    pub link_by_email: Option<bool>,
+    pub algs: Option<Vec<String>>,
 }
 
 /// An org's identity-provider settings, as an admin or an operator gives them.
@@ -134,6 +155,14 @@ pub struct NewOrg<'a> {
 }
 
 impl Org {
+    /// Whether single sign-on is set up (issuer, client id and secret): then only break-glass
+    /// users may sign in with a password.
+    pub fn has_sso(&self) -> bool {
+        self.idp_issuer.is_some()
+            && self.idp_client_id.is_some()
+            && self.idp_client_secret.is_some()
+    }
+
     /// Inserts an org; a taken slug is a unique violation.
     pub async fn create(conn: &mut AsyncPgConnection, new: &NewOrg<'_>) -> QueryResult<Org> {
         diesel::insert_into(orgs::table)
@@ -165,6 +194,20 @@ impl Org {
             .first(conn)
             .await
             .optional()
+    }
+
+    /// The orgs (at most two: one is the answer, two are ambiguous) whose IdP is `issuer`.
+    pub async fn find_all_by_issuer(
+        conn: &mut AsyncPgConnection,
+        issuer: &str,
+    ) -> QueryResult<Vec<Org>> {
+        orgs::table
+            .filter(orgs::idp_issuer.eq(issuer))
+            .order(orgs::slug)
+            .limit(2)
+            .select(Org::as_select())
+            .load(conn)
+            .await
     }
 
     /// Sets the org's IdP, or with `None` clears it (and its client secret).
@@ -241,6 +284,34 @@ impl Org {
             })
         })
         .await
+    }
+
+    /// Sets how the org's SSO sign-ins are checked.
+    pub async fn set_sso_policy(
+        conn: &mut AsyncPgConnection,
+        id: OrgId,
+        policy: &SsoPolicy,
+    ) -> QueryResult<Org> {
+        let target = orgs::table.find(id);
+        if let Some(max_age) = policy.max_age {
+            diesel::update(target)
+                .set(orgs::sso_max_age.eq(max_age))
+                .execute(conn)
+                .await?;
+        }
+        if let Some(link) = policy.link_by_email {
+            diesel::update(target)
+                .set(orgs::sso_link_by_email.eq(link))
+                .execute(conn)
+                .await?;
+        }
+        if let Some(algs) = &policy.algs {
+            diesel::update(target)
+                .set(orgs::sso_algs.eq(algs))
+                .execute(conn)
+                .await?;
+        }
+        target.select(Org::as_select()).first(conn).await
     }
 
     /// Stores the org's OIDC client secret, already sealed.

@@ -22,6 +22,10 @@ pub struct SessionRecord {
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// When the person authenticated at the IdP (SSO sessions).
+    pub auth_time: Option<OffsetDateTime>,
+    /// When the IdP's session ends, and this one with it at the latest.
+    pub idp_ends_at: Option<OffsetDateTime>,
 }
 
 /// What `load` needs of a live session.
@@ -31,6 +35,7 @@ pub struct LiveSession {
     pub state: serde_json::Value,
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
+    pub idp_ends_at: Option<OffsetDateTime>,
 }
 
 /// A session as the admin dashboard lists it: no state, no key hash.
@@ -61,6 +66,8 @@ pub struct NewSession<'a> {
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    pub auth_time: Option<OffsetDateTime>,
+    pub idp_ends_at: Option<OffsetDateTime>,
 }
 
 impl SessionRecord {

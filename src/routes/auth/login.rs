@@ -13,13 +13,21 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::{
-    auth::{CurrentUser, password},
-    db::{Pool, ids::SessionId, models::User},
+    auth::{
+        CurrentUser,
+        admission::{self, Refusal},
+        password,
+    },
+    db::{
+        Pool,
+        ids::SessionId,
+        models::{Org, User},
+    },
     error::AppError,
     metrics::Metrics,
     page::{self, Frame},
     rate_limit::{self, Limits, Reservation},
-    session_store::{META_KEY, SessionMeta},
+    session_store::{IdpSession, META_KEY, SessionMeta},
 };
 
 /// The one answer for an unknown email and a wrong password, so neither can be told apart.
@@ -252,8 +260,19 @@ pub async fn login(
     let span = tracing::Span::current();
     span.record("org", tracing::field::display(user.org_id));
     span.record("user", tracing::field::display(user.id));
+    let org = Org::find(&mut *pool.get().await?, user.org_id).await?;
+    let admitted = org.map_or(Err(Refusal::Suspended), |org| {
+        admission::password_sign_in(&user, &org)
+    });
+    if let Err(refusal) = admitted {
+        tracing::info!(
+            ?refusal,
+            "refused a password sign-in with the right password"
+        );
+        return Ok(refuse(StatusCode::FORBIDDEN, refusal.message(), false));
+    }
     tracing::info!("signed in with a password");
-    sign_in(&req, &user, None)
+    sign_in(&req, &user, None, "/todos")
 }
 
 /// `response` with a `Retry-After` of `wait`.
@@ -265,13 +284,35 @@ fn retry_after(mut response: HttpResponse, wait: Duration) -> HttpResponse {
     response
 }
 
-/// Starts a fresh session for `user`: the key is renewed (a key planted before sign-in is
-/// never signed in), and the IdP's session id is kept for back-channel logout.
+/// What the IdP said of an SSO sign-in, kept on the session.
+pub struct Federated {
+    /// The IdP's session id, for back-channel logout.
+    pub sid: Option<String>,
+    pub auth_time: Option<time::OffsetDateTime>,
+    /// When the IdP's session ends: the app's ends then at the latest.
+    pub ends_at: Option<time::OffsetDateTime>,
+    pub id_token: String,
+}
+
+/// Starts a fresh session for `user` and sends the browser to `land_on`: the key is renewed (a
+/// key planted before sign-in is never signed in), and what the IdP said is kept on it.
 pub fn sign_in(
     req: &HttpRequest,
     user: &User,
-    oidc_sid: Option<String>,
+    federated: Option<Federated>,
+    land_on: &str,
 ) -> Result<HttpResponse, AppError> {
+    let (oidc_sid, idp) = match federated {
+        Some(f) => (
+            f.sid,
+            Some(IdpSession {
+                auth_time: f.auth_time.map(|t| t.unix_timestamp()),
+                ends_at: f.ends_at.map(|t| t.unix_timestamp()),
+                id_token: f.id_token,
+            }),
+        ),
+        None => (None, None),
+    };
     let meta = SessionMeta {
         id: SessionId::new(),
         org_id: user.org_id,
@@ -288,6 +329,7 @@ pub fn sign_in(
             .and_then(|limits| limits.client_addr(req))
             .map(|ip| ip.to_string()),
         oidc_sid,
+        idp,
     };
     let failed =
         |e: &dyn std::fmt::Display| AppError::Unexpected(anyhow::anyhow!("cannot sign in: {e}"));
@@ -295,5 +337,5 @@ pub fn sign_in(
     req.get_session()
         .insert(META_KEY, meta)
         .map_err(|e| failed(&e))?;
-    Ok(page::see_other("/todos"))
+    Ok(page::see_other(land_on))
 }

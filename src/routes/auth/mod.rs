@@ -20,5 +20,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(sso::start_form))
             .route(web::post().to(sso::start)),
     )
+    .route("/auth/oidc/initiate", web::get().to(sso::initiate))
     .route(sso::CALLBACK, web::get().to(sso::callback));
 }
