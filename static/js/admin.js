@@ -38,8 +38,7 @@
     tr.classList.add(className);
   }
 
-
-  // A user's state, as the server put it in the row: the badge, the last change, and which of
+  // A user's state, in the server's words: the badge, the last change, and which of
   // Suspend / Reactivate is offered (a read-only row has neither).
   function showState(tr, state, badgeText, changed) {
     tr.dataset.state = state;
@@ -55,18 +54,12 @@
     if (reactivate) reactivate.hidden = state !== "suspended";
   }
 
-  // What a state change makes of a row: [state, badge, how its last change reads].
-  const STATES = {
-    suspend: ["suspended", "Suspended", "Suspended"],
-    reactivate: ["active", "Active", "Reactivated"],
-  };
-
   function revoked(data) {
     const tr = row(data.user_id);
     const label = data.label || data.source; // the server's words for the source
     const ends = data.ends_sessions !== false; // older servers sent sign-outs only
     addToTotal(-data.sessions_ended);
-    if (tr && data.action === "delete") {
+    if (tr && data.state === "deleted") {
       tr.remove();
       const users = document.getElementById("user-count");
       users.textContent = String(Math.max(0, Number(users.textContent) - 1));
@@ -80,11 +73,7 @@
         tr.querySelector(".status").textContent =
           left === 0 ? `Signed out by ${label} just now` : `Session ended by ${label} just now`;
       }
-      const change = STATES[data.action];
-      if (change) {
-        const [state, badge, done] = change;
-        showState(tr, state, badge, `${done} by ${label} (${data.actor}) · ${data.at}`);
-      }
+      if (data.state) showState(tr, data.state, data.state_label, data.state_changed);
       // A user SCIM changed is managed by the IdP from now on: the server refuses these edits.
       if (data.source === "scim") {
         tr.querySelectorAll("form.suspend, form.reactivate, form.role").forEach((f) => f.remove());

@@ -130,6 +130,15 @@ async fn suspending_a_user_from_the_dashboard_ends_their_sessions_and_shows_them
     assert_eq!(data["action"], "suspend");
     assert_eq!(data["phrase"], "suspended");
     assert_eq!(data["ends_sessions"], true);
+    assert_eq!(
+        (data["state"].as_str(), data["state_label"].as_str()),
+        (Some("suspended"), Some("Suspended"))
+    );
+    let changed = data["state_changed"].as_str().unwrap();
+    assert!(
+        changed.starts_with("Suspended by an administrator (admin admin@acme.test) · 20"),
+        "the row's words, as the page has them: {changed}"
+    );
     assert_eq!(data["user_id"], o.alice.user.id.to_string());
     assert_eq!(data["sessions_ended"], 2);
 

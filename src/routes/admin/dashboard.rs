@@ -69,27 +69,14 @@ pub struct UserRow {
 impl UserRow {
     /// How the state reads on its badge.
     pub fn state_label(&self) -> &'static str {
-        state_label(self.state)
+        page::state_label(self.state)
     }
 }
 
-fn state_label(state: AccountState) -> &'static str {
-    match state {
-        AccountState::Active => "Active",
-        AccountState::Suspended => "Suspended",
-        AccountState::Deleted => "Deleted",
-    }
-}
-
-/// The last state change of `user`, in words.
+/// The last state change of `user`, in words (none if it never changed).
 fn state_changed(user: &User) -> Option<String> {
-    let by = user.state_changed_by.as_deref()?;
-    let what = match user.state {
-        AccountState::Active => "Reactivated",
-        other => state_label(other),
-    };
-    let at = user.state_changed_at.as_ref().map(format_time);
-    Some(format!("{what} by {by} · {}", at.unwrap_or_default()))
+    let (by, at) = (user.state_changed_by.as_deref()?, user.state_changed_at?);
+    Some(page::state_change(user.state, by, &at))
 }
 
 fn managed(by: ManagedBy) -> &'static str {
