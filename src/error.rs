@@ -11,6 +11,9 @@ use askama::Template;
 pub enum AppError {
     #[error("Please sign in to continue.")]
     LoginRequired,
+    /// Sign in again at this URL (the user's IdP, through `/auth/oidc/initiate`).
+    #[error("Please sign in to continue.")]
+    SignInAt(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -35,7 +38,7 @@ impl AppError {
     /// The machine-readable code used in JSON bodies.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::LoginRequired | Self::Unauthorized(_) => "invalid_token",
+            Self::LoginRequired | Self::SignInAt(_) | Self::Unauthorized(_) => "invalid_token",
             Self::BadRequest(_) | Self::PayloadTooLarge(_) => "invalid_request",
             Self::Forbidden(_) => "access_denied",
             Self::NotFound(_) => "not_found",
@@ -103,7 +106,7 @@ pub struct ErrorPage<'a> {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::LoginRequired => StatusCode::SEE_OTHER,
+            Self::LoginRequired | Self::SignInAt(_) => StatusCode::SEE_OTHER,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -118,10 +121,10 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         self.log();
-        if let Self::LoginRequired = self {
-            return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/login"))
-                .finish();
+        match self {
+            Self::LoginRequired => return crate::page::see_other("/login"),
+            Self::SignInAt(location) => return crate::page::see_other(location),
+            _ => {}
         }
         let status = self.status_code();
         let page = ErrorPage {

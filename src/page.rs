@@ -97,6 +97,10 @@ pub fn state_change(state: AccountState, by: &str, at: &time::OffsetDateTime) ->
 pub fn sign_out_reason(reason: &str) -> Option<&'static str> {
     Some(match reason {
         "signed_out" => "You signed out.",
+        "signed_out_sso" => {
+            "You signed out. You may still be signed in at your organisation's identity provider."
+        }
+        "idp_expiry" => "Your organisation's sign-in has expired. Please sign in again.",
         "ual" => "You were signed out by your organisation's identity provider.",
         "backchannel" => {
             "You were signed out because you signed out at your organisation's sign-in service."

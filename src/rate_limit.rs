@@ -20,6 +20,9 @@ const SWEEP_ABOVE: usize = 10_000;
 /// made-up emails or addresses cannot grow the map without bound.
 const MAX_KEYS: usize = 100_000;
 
+/// SCIM requests an org's clients may make per minute, per instance.
+pub const SCIM_REQUESTS_PER_MINUTE: u32 = 600;
+
 /// A window: when it started and the attempts it has counted.
 type Window = (Instant, u32);
 
@@ -149,6 +152,9 @@ pub struct Limits {
     pub ual_per_ip: RateLimiter,
     /// SSO sign-ins started per client IP (each stores a row until it expires).
     pub sso_start_per_ip: RateLimiter,
+    /// SCIM requests per org (authenticated, so one key per org): generous, to keep one
+    /// runaway client from starving the instance. Every request counts.
+    pub scim_per_org: RateLimiter,
     /// Whether to take the client's IP from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
 }
@@ -160,6 +166,7 @@ impl Limits {
             login_per_ip: RateLimiter::new(50, Duration::from_secs(15 * 60)),
             ual_per_ip: RateLimiter::new(20, Duration::from_secs(60)),
             sso_start_per_ip: RateLimiter::new(30, Duration::from_secs(10 * 60)),
+            scim_per_org: RateLimiter::new(SCIM_REQUESTS_PER_MINUTE, Duration::from_secs(60)),
             trust_forwarded_for,
         }
     }

@@ -39,6 +39,7 @@ use crate::{
     rate_limit::Limits,
     routes,
     secret_box::SecretBox,
+    session_expiry,
     session_store::PgSessionStore,
     signed_cookie::CookieSigner,
     sweeper,
@@ -104,6 +105,7 @@ impl Application {
             }
         });
 
+        tokio::spawn(session_expiry::run(pool.clone(), session_expiry::EVERY));
         tokio::spawn(sweeper::run(
             pool.clone(),
             SWEEP_EVERY,

@@ -70,7 +70,7 @@ export async function startOrgIdp(app, {
       client_id: clientId,
       client_secret: clientSecret,
       redirect_uris: [`${app.url}/auth/oidc/callback`],
-      post_logout_redirect_uris: [`${app.url}/login`],
+      post_logout_redirect_uris: [`${app.url}/login?reason=signed_out`],
       backchannel_logout_uri: `${app.url}/backchannel-logout`,
     }],
     accounts,

@@ -73,8 +73,30 @@ impl FromRequest for CurrentUser {
     type Future = Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::from_request_parts(req).ok_or(AppError::LoginRequired))
+        ready(Self::from_request_parts(req).ok_or_else(|| login_required(req)))
     }
+}
+
+/// The signed cookie naming the IdP a browser last signed in through (its issuer), so that a
+/// page asked for after the session ended goes straight back through that IdP.
+pub const IDP_HINT_COOKIE: &str = "ual_todo_idp";
+
+/// Where an anonymous request is sent: a page request of a browser that last signed in through
+/// an IdP goes back through it (and returns to the page); anything else to the sign-in page.
+fn login_required(req: &HttpRequest) -> AppError {
+    let Some(issuer) = crate::signed_cookie::CookieSigner::verified(req, IDP_HINT_COOKIE) else {
+        return AppError::LoginRequired;
+    };
+    if req.method() != actix_web::http::Method::GET {
+        return AppError::LoginRequired;
+    }
+    let mut initiate = url::Url::parse("http://app/auth/oidc/initiate").expect("a URL");
+    initiate
+        .query_pairs_mut()
+        .append_pair("iss", &issuer)
+        .append_pair("target_link_uri", &req.uri().to_string());
+    let query = initiate.query().unwrap_or_default();
+    AppError::SignInAt(format!("/auth/oidc/initiate?{query}"))
 }
 
 /// A signed-in admin, acting on their own org only. The role is read from the database on every
@@ -89,9 +111,10 @@ impl FromRequest for AdminUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let user = CurrentUser::from_request_parts(req);
+        let signed_out = login_required(req);
         let pool = req.app_data::<web::Data<Pool>>().cloned();
         Box::pin(async move {
-            let mut user = user.ok_or(AppError::LoginRequired)?;
+            let mut user = user.ok_or(signed_out)?;
             let pool = pool.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no pool")))?;
             let mut conn = pool.get().await?;
             let row = User::find_in_org(&mut conn, user.org_id, user.id).await?;

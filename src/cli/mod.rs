@@ -1,7 +1,8 @@
 //! The command line, one module per command group:
 //! - `serve` (the default) and `migrate`, here;
-//! - `org create`, `org set-idp`, `org disable`, `org enable` in [`org`];
+//! - `org create`, `org set-idp`, `org set-admin-group`, `org disable`, `org enable` in [`org`];
 //! - `key create`, `key list`, `key revoke` in [`key`];
+//! - `scim-token create`, `scim-token list`, `scim-token revoke` in [`scim_token`];
 //! - `user create`, `user set-admin` in [`user`];
 //! - `demo` in [`demo`].
 //!
@@ -20,12 +21,14 @@ mod common;
 mod demo;
 mod key;
 mod org;
+mod scim_token;
 mod user;
 
 pub use common::CliError;
 
 pub use key::KeyCommand;
 pub use org::OrgCommand;
+pub use scim_token::ScimTokenCommand;
 pub use user::UserCommand;
 
 /// ual-todo: a todo app that answers Universal Logout.
@@ -54,6 +57,9 @@ pub enum Command {
     /// Manage the API keys an org's IdP uses to call Universal Logout.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage the tokens an org's IdP uses to provision users and groups over SCIM.
+    #[command(subcommand)]
+    ScimToken(ScimTokenCommand),
     /// Create (or reset) the demo org `acme` with an admin and two users, and print how to sign in.
     Demo {
         /// Print one JSON object instead of text.
@@ -124,6 +130,7 @@ async fn manage(settings: Settings, command: Command) -> Result<(), CliError> {
         Command::Org(command) => org::run(&mut conn, &settings, command).await,
         Command::User(command) => user::run(&mut conn, command).await,
         Command::Key(command) => key::run(&mut conn, command).await,
+        Command::ScimToken(command) => scim_token::run(&mut conn, command).await,
         Command::Demo { json } => demo::run(&mut conn, &settings, json).await,
         Command::Serve | Command::Migrate => unreachable!("handled by run"),
     }

@@ -1,4 +1,4 @@
-//! `org create`, `org set-idp`, `org disable` and `org enable`.
+//! `org create`, `org set-idp`, `org set-admin-group`, `org disable` and `org enable`.
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -68,6 +68,21 @@ pub enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Name the IdP group (its SCIM displayName, any case) whose members are the org's admins:
+    /// SCIM changes to its membership grant and remove the admin role.
+    SetAdminGroup {
+        /// The org's slug.
+        slug: String,
+        /// The group's display name, e.g. "App Admins".
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        name: Option<String>,
+        /// No group makes admins any more (roles already given stay).
+        #[arg(long)]
+        clear: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Disable an org: its IdP and API keys may no longer call Universal Logout (403).
     Disable {
         /// The org's slug.
@@ -110,6 +125,7 @@ impl OrgCommand {
                 .check(idp_policy(settings))
                 .map_err(CliError::Usage)
             }
+            OrgCommand::SetAdminGroup { name, .. } => admin_group_name(name.as_deref()).map(drop),
             OrgCommand::Disable { .. } | OrgCommand::Enable { .. } => Ok(()),
         }
     }
@@ -146,6 +162,12 @@ pub(super) async fn run(
             };
             idp.check(idp_policy(settings)).map_err(CliError::Usage)?;
             set_idp(conn, settings, &slug, (&idp, &policy), json).await
+        }
+        OrgCommand::SetAdminGroup {
+            slug, name, json, ..
+        } => {
+            let name = admin_group_name(name.as_deref())?;
+            set_admin_group(conn, &slug, name, json).await
         }
         OrgCommand::Disable { slug, json } => set_disabled(conn, &slug, true, json).await,
         OrgCommand::Enable { slug, json } => set_disabled(conn, &slug, false, json).await,
@@ -299,6 +321,42 @@ async fn set_idp(
             );
         } else {
             println!("For single sign-on, give the client secret too (--client-secret-stdin).");
+        }
+    }
+    Ok(())
+}
+
+/// The admin group's name, checked (`None`: clear it).
+fn admin_group_name(name: Option<&str>) -> Result<Option<&str>, CliError> {
+    match name.map(str::trim) {
+        Some(name) if name.is_empty() || name.chars().count() > 256 => Err(CliError::Usage(
+            "the group name must have 1 to 256 characters".into(),
+        )),
+        name => Ok(name),
+    }
+}
+
+/// `org set-admin-group`: memberships given before are not re-read; the next SCIM change to
+/// the group sets the roles of the users it concerns.
+async fn set_admin_group(
+    conn: &mut AsyncPgConnection,
+    slug: &str,
+    name: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let org = find_org(conn, slug).await?;
+    Org::set_admin_group(conn, org.id, name)
+        .await
+        .context("cannot set the admin group")?;
+    if json {
+        println!("{}", json!({ "slug": org.slug, "admin_group": name }));
+    } else {
+        match name {
+            Some(name) => println!(
+                "Members of the IdP group \"{name}\" are now `{}`'s admins.",
+                org.slug
+            ),
+            None => println!("No IdP group makes `{}`'s admins any more.", org.slug),
         }
     }
     Ok(())

@@ -69,6 +69,10 @@ uuid_id!(
     TodoId
 );
 uuid_id!(
+    /// A group provisioned over SCIM.
+    GroupId
+);
+uuid_id!(
     /// A session as pages and admins name it; never the cookie's key nor its hash.
     SessionId
 );

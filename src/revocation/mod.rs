@@ -26,7 +26,7 @@ pub mod lifecycle;
 pub mod roles;
 
 pub use lifecycle::{StateChange, set_break_glass, set_state};
-pub use roles::{ROLE_CHANNEL, RoleChange, RoleError, RoleNotice, set_admin};
+pub use roles::{ROLE_CHANNEL, RoleChange, RoleError, RoleNotice, set_admin, set_admin_from_idp};
 
 /// The `LISTEN`/`NOTIFY` channel that carries [`Notice`]s.
 pub const CHANNEL: &str = "ual_todo_revocations";

@@ -53,13 +53,44 @@ pub async fn set_admin(
     admin: bool,
     by: Requester<'_>,
 ) -> Result<Option<RoleChange>, RoleError> {
+    change_admin(conn, org, user, admin, by, KeepLast::Yes).await
+}
+
+/// As [`set_admin`], for the org's IdP (SCIM group membership, IPSIE AL2): the IdP is
+/// authoritative, so it may remove the org's last admin too. An operator can always make a new
+/// one (`ual-todo user set-admin`).
+pub async fn set_admin_from_idp(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    user: UserId,
+    admin: bool,
+    by: Requester<'_>,
+) -> Result<Option<RoleChange>, RoleError> {
+    change_admin(conn, org, user, admin, by, KeepLast::No).await
+}
+
+/// Whether the org's last admin keeps the role.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeepLast {
+    Yes,
+    No,
+}
+
+async fn change_admin(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    user: UserId,
+    admin: bool,
+    by: Requester<'_>,
+    keep_last: KeepLast,
+) -> Result<Option<RoleChange>, RoleError> {
     let change = conn
         .transaction(async |conn| {
             let admins = User::lock_admins(conn, org).await?;
             let Some(mut found) = User::find_in_org(conn, org, user).await? else {
                 return Ok(None);
             };
-            if !admin && admins == [found.id] {
+            if !admin && keep_last == KeepLast::Yes && admins == [found.id] {
                 return Err(RoleError::LastAdmin(found.email));
             }
             let changed = found.is_admin != admin;

@@ -8,6 +8,7 @@ pub mod backchannel_logout;
 pub mod events;
 pub mod global_token_revocation;
 pub mod health;
+pub mod scim;
 pub mod todos;
 pub mod tokens;
 
@@ -22,6 +23,7 @@ pub fn machine(cfg: &mut web::ServiceConfig) {
     cfg.configure(global_token_revocation::config)
         .configure(backchannel_logout::config)
         .configure(api::config)
+        .configure(scim::config)
         .configure(health::config)
         .configure(assets::config);
 }

@@ -388,9 +388,16 @@ impl Browser {
         self.get("/todos").await.status() == StatusCode::OK
     }
 
-    /// Asserts this browser's session is over: the todo list sends it to sign in.
+    /// Asserts this browser's session is over: the todo list sends it to sign in, on the
+    /// sign-in page or, for a browser that last signed in through SSO, at its IdP again.
     pub async fn assert_signed_out(&self) {
-        assert_is_redirect_to(&self.get("/todos").await, "/login");
+        let response = self.get("/todos").await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "sent to sign in");
+        let location = response.headers()["location"].to_str().unwrap();
+        assert!(
+            location == "/login" || location.starts_with("/auth/oidc/initiate?iss="),
+            "sent to sign in, not to {location}"
+        );
     }
 
     pub async fn page(&self, path: &str) -> String {

@@ -38,7 +38,7 @@ pub fn client(app: &TestApp, client_id: &str) -> Value {
         "client_id": client_id,
         "client_secret": format!("{client_id}-secret"),
         "redirect_uris": [app.url("/auth/oidc/callback")],
-        "post_logout_redirect_uris": [app.url("/login")],
+        "post_logout_redirect_uris": [app.url("/login?reason=signed_out")],
         "backchannel_logout_uri": app.url("/backchannel-logout"),
     })
 }
@@ -160,12 +160,14 @@ impl OidcProvider {
     /// Signs out at the provider (RP-initiated logout, confirmed), which makes it call every
     /// client's back-channel logout URI before answering.
     pub async fn sign_out(&self) {
-        let page = self
-            .browser
-            .get(format!("{}/session/end", self.issuer))
-            .send()
-            .await
-            .unwrap();
+        self.end_session(&format!("{}/session/end", self.issuer))
+            .await;
+    }
+
+    /// Follows an RP-initiated logout URL at the provider and confirms it; returns where the
+    /// provider then sends the browser.
+    pub async fn end_session(&self, url: &str) -> String {
+        let page = self.browser.get(url).send().await.unwrap();
         assert_eq!(page.status(), StatusCode::OK, "end_session page");
         let html = page.text().await.unwrap();
         let xsrf = html
@@ -188,6 +190,15 @@ impl OidcProvider {
             StatusCode::SEE_OTHER,
             "end_session confirm"
         );
+        confirmed.headers()[LOCATION].to_str().unwrap().to_owned()
+    }
+
+    /// Whether an authorization request at the provider asks the person to sign in (rather than
+    /// sending them straight back, signed in).
+    pub async fn asks_to_sign_in(&self, authorize_url: &str) -> bool {
+        let first = self.browser.get(authorize_url).send().await.unwrap();
+        let next = first.headers()[LOCATION].to_str().unwrap();
+        next.contains("/interaction/")
     }
 
     /// A JWT signed with the provider's own signing key.

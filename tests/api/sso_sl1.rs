@@ -11,14 +11,14 @@ use crate::{
     sso::configure,
 };
 
-struct Setup {
-    app: TestApp,
-    idp: OidcProvider,
-    acme: Org,
+pub struct Setup {
+    pub app: TestApp,
+    pub idp: OidcProvider,
+    pub acme: Org,
 }
 
 /// `acme` signs in through a provider whose ID tokens carry `patch`, with `policy`.
-async fn setup(patch: Value, policy: SsoPolicy) -> Setup {
+pub async fn setup(patch: Value, policy: SsoPolicy) -> Setup {
     let app = spawn_app().await;
     let idp = OidcProvider::start_patching(
         vec![client(&app, "acme-app")],

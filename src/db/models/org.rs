@@ -356,6 +356,19 @@ impl Org {
             .optional()
     }
 
+    /// Names the IdP group whose members are the org's admins (`None`: none).
+    pub async fn set_admin_group(
+        conn: &mut AsyncPgConnection,
+        id: OrgId,
+        name: Option<&str>,
+    ) -> QueryResult<()> {
+        diesel::update(orgs::table.find(id))
+            .set(orgs::admin_group.eq(name))
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+
     /// Disables or re-enables the org: a disabled org's credentials may do nothing.
     pub async fn set_disabled(
         conn: &mut AsyncPgConnection,

@@ -24,15 +24,19 @@ pub enum RevocationSource {
     Scim,
     /// An operator, on the command line.
     Cli,
+    /// The IdP's session ended (the ID token's `session_expiry`).
+    #[serde(rename = "idp_expiry")]
+    IdpExpiry,
 }
 
 impl RevocationSource {
     /// Every source, in the order filters list them.
-    pub const ALL: [RevocationSource; 6] = [
+    pub const ALL: [RevocationSource; 7] = [
         Self::Ual,
         Self::Scim,
         Self::Admin,
         Self::Backchannel,
+        Self::IdpExpiry,
         Self::SelfService,
         Self::Cli,
     ];
@@ -51,6 +55,7 @@ impl RevocationSource {
             Self::SelfService => "the user",
             Self::Scim => "SCIM provisioning",
             Self::Cli => "an operator",
+            Self::IdpExpiry => "the end of the IdP session",
         }
     }
 
@@ -63,6 +68,7 @@ impl RevocationSource {
             Self::SelfService => "self",
             Self::Scim => "scim",
             Self::Cli => "cli",
+            Self::IdpExpiry => "idp_expiry",
         }
     }
 }
@@ -204,4 +210,18 @@ impl Revocation {
 pub struct AuditFilter {
     pub user: Option<UserId>,
     pub source: Option<RevocationSource>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_source_travels_in_notices_as_it_is_stored() {
+        for source in RevocationSource::ALL {
+            let json = serde_json::to_value(source).unwrap();
+            assert_eq!(json, source.as_str(), "{source:?}");
+            assert_eq!(RevocationSource::parse(source.as_str()), Some(source));
+        }
+    }
 }

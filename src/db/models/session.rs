@@ -158,6 +158,23 @@ impl SessionRecord {
         .map(drop)
     }
 
+    /// Sessions whose IdP session has ended by `now` (oldest first, at most `limit`), with
+    /// their orgs.
+    pub async fn idp_ended(
+        conn: &mut AsyncPgConnection,
+        now: OffsetDateTime,
+        limit: i64,
+    ) -> QueryResult<Vec<(Option<OrgId>, SessionId)>> {
+        sessions::table
+            .filter(sessions::idp_ends_at.le(now))
+            .filter(sessions::org_id.is_not_null())
+            .order(sessions::idp_ends_at)
+            .limit(limit)
+            .select((sessions::org_id, sessions::public_id))
+            .load(conn)
+            .await
+    }
+
     pub async fn delete(conn: &mut AsyncPgConnection, id: &[u8]) -> QueryResult<()> {
         diesel::delete(sessions::table.find(id))
             .execute(conn)

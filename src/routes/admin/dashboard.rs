@@ -241,7 +241,9 @@ pub async fn events(
     pool: web::Data<Pool>,
 ) -> Result<HttpResponse, ApiError> {
     let AdminUser(admin) = admin.map_err(|e| match e {
-        AppError::LoginRequired => AppError::Unauthorized("not signed in".into()),
+        AppError::LoginRequired | AppError::SignInAt(_) => {
+            AppError::Unauthorized("not signed in".into())
+        }
         other => other,
     })?;
     events::stream(&req, &admin, Feed::Admin, hub.into_inner(), &pool).await

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{COOKIE_PATH, EXPIRED, STATE_COOKIE, idp_of, state_hash};
 use crate::{
     auth::{
-        admission,
+        IDP_HINT_COOKIE, admission,
         sso::{self, Finishing, Sso},
     },
     config::PublicUrl,
@@ -41,6 +41,7 @@ pub async fn callback(
     sso: web::Data<Sso>,
     secrets: web::Data<SecretBox>,
     public_url: web::Data<PublicUrl>,
+    signer: web::Data<CookieSigner>,
 ) -> Result<HttpResponse, AppError> {
     let fail = |status, message: &str| {
         let mut response = render(&req, status, LoginPage::sso_failed("", message));
@@ -138,6 +139,14 @@ pub async fn callback(
     };
     let land_on = login.land_on.as_deref().unwrap_or("/todos");
     let mut response = sign_in(&req, &user, Some(federated), land_on)?;
+    response
+        .add_cookie(&signer.sign(
+            IDP_HINT_COOKIE,
+            idp.issuer.clone(),
+            "/",
+            actix_web::cookie::time::Duration::days(30),
+        ))
+        .map_err(|e| AppError::Unexpected(e.into()))?;
     response
         .add_cookie(&signed_cookie::removal(STATE_COOKIE, COOKIE_PATH))
         .map_err(|e| AppError::Unexpected(e.into()))?;
