@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     db::{
-        ids::{OrgId, SessionId, UserId},
+        ids::{AccountState, OrgId, SessionId, UserId},
         models::Action,
     },
     revocation::Notice,
@@ -91,7 +91,6 @@ impl Drop for Subscription {
     }
 }
 
-/// The `logout` event for a reason (`ual`, `admin`, `backchannel`, `self`, `revoked`).
 /// A notice's time as pages show it (pages format times one way, on the server).
 fn time_text(at_ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
@@ -99,6 +98,15 @@ fn time_text(at_ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The row's "Suspended by … · time" for a state change, as the user's `state_changed_by` has it.
+fn state_change_text(state: AccountState, notice: &Notice) -> String {
+    let by = format!("{} ({})", notice.source.label(), notice.actor);
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(notice.at_ms) * 1_000_000)
+        .map(|at| crate::page::state_change(state, &by, &at))
+        .unwrap_or_default()
+}
+
+/// The `logout` event for a reason (`ual`, `admin`, `backchannel`, `self`, `revoked`).
 fn logout_event(reason: &str) -> Event {
     let message = crate::page::sign_out_reason(reason);
     Event::Data(
@@ -189,6 +197,12 @@ impl Hub {
             _ => notice.source.as_str(),
         };
         let logout = logout_event(reason);
+        let state = match notice.action {
+            Action::Suspend => Some(AccountState::Suspended),
+            Action::Reactivate => Some(AccountState::Active),
+            Action::Delete => Some(AccountState::Deleted),
+            _ => None,
+        };
         let revoked = Event::Data(
             Data::new(
                 json!({
@@ -199,6 +213,13 @@ impl Hub {
                     "actor": notice.actor,
                     "sessions_ended": notice.sessions_ended,
                     "action": notice.action,
+                    // The feed's words, and whether the user's sessions ended with it.
+                    "phrase": notice.action.phrase(),
+                    "ends_sessions": notice.action.ends_sessions(),
+                    // A state change as the dashboard's row shows it.
+                    "state": state,
+                    "state_label": state.map(crate::page::state_label),
+                    "state_changed": state.map(|s| state_change_text(s, notice)),
                     "at_ms": notice.at_ms,
                     "at": time_text(notice.at_ms),
                 })

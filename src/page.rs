@@ -7,7 +7,10 @@ use actix_web::{
     middleware::DefaultHeaders,
 };
 
-use crate::{db::ids::SessionId, flash::Flash};
+use crate::{
+    db::ids::{AccountState, SessionId},
+    flash::Flash,
+};
 
 /// The signed-in user as the page layout shows them.
 #[derive(Clone, Debug)]
@@ -68,6 +71,25 @@ pub fn format_time(at: &time::OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)
         .format(format)
         .unwrap_or_default()
+}
+
+/// How a user's state reads on the dashboard's badge.
+pub fn state_label(state: AccountState) -> &'static str {
+    match state {
+        AccountState::Active => "Active",
+        AccountState::Suspended => "Suspended",
+        AccountState::Deleted => "Deleted",
+    }
+}
+
+/// A user's last state change as the dashboard says it: "Suspended by SCIM provisioning
+/// (scim_AbCd1234) · 2026-12-07 05:44 UTC". `by` is the user's `state_changed_by`.
+pub fn state_change(state: AccountState, by: &str, at: &time::OffsetDateTime) -> String {
+    let what = match state {
+        AccountState::Active => "Reactivated",
+        other => state_label(other),
+    };
+    format!("{what} by {by} · {}", format_time(at))
 }
 
 /// Why a session ended, in words, by reason (`?reason=` of the sign-in page, the `logout`

@@ -94,6 +94,7 @@ export const REASON_TEXT = {
   revoked: 'You were signed out.',
   expired: 'Your session has ended.',
   signed_out: 'You signed out.',
+  suspended: 'Your account was suspended by your organisation.',
 };
 
 const NOTICE_SELECTOR = 'main section.signed-out[role="alert"] p, main p.notice[role="status"]';

@@ -103,9 +103,19 @@ export async function startInstance(databaseUrl) {
   return { url, serverLog: () => server.stderr(), stop: () => stopServer(server) };
 }
 
+/** Whether this build's CLI has the command `args` (e.g. ['user', 'suspend']): its --help works. */
+export async function hasCommand(args) {
+  try {
+    await run(BIN, [...args, '--help'], { timeout: START_TIMEOUT_MS });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Starts ual-todo on a new database seeded with `demo`.
- * Returns { url, org, accounts, apiKey, databaseUrl, createUser(email, {admin}),
+ * Returns { url, org, accounts, apiKey, databaseUrl, createUser(email, {admin}), cli(args),
  * setIdp({issuer, clientId, clientSecret, emailDomain, createUsers}), startInstance(), serverLog(),
  * stop() };
  * `accounts` is keyed by the email's local part: accounts.alice = { email, password, admin };
@@ -133,6 +143,8 @@ export async function startApp() {
       accounts,
       apiKey: demo.api_key,
       databaseUrl,
+      /** `ual-todo ARGS` on this app's database (ARGS ending in `--json`); resolves with its JSON. */
+      cli: (args) => runJson(args, databaseUrl),
       createUser: (email, { admin = false } = {}) =>
         runJson(['user', 'create', '--org', demo.org.slug, '--email', email, ...(admin ? ['--admin'] : []), '--json'], databaseUrl),
       /** `ual-todo org set-idp` for the demo org (the secret goes in on stdin). Resolves with its JSON. */

@@ -1,5 +1,6 @@
 // The admin dashboard, live: rows change the moment a user is signed out (by Universal Logout,
-// an administrator, back-channel logout or themselves), new sign-ins appear, and the feed grows.
+// an administrator, back-channel logout or themselves), suspended, reactivated or deleted (by an
+// administrator, SCIM or the command line), new sign-ins appear, and the feed grows.
 // Everything from the server is inserted as text, never as HTML.
 (() => {
   "use strict";
@@ -37,19 +38,46 @@
     tr.classList.add(className);
   }
 
+  // A user's state, in the server's words: the badge, the last change, and which of
+  // Suspend / Reactivate is offered (a read-only row has neither).
+  function showState(tr, state, badgeText, changed) {
+    tr.dataset.state = state;
+    const badge = tr.querySelector(".state-badge");
+    badge.dataset.state = state;
+    badge.textContent = badgeText;
+    const line = tr.querySelector(".state-changed");
+    line.textContent = changed;
+    line.hidden = false;
+    const suspend = tr.querySelector("form.suspend");
+    const reactivate = tr.querySelector("form.reactivate");
+    if (suspend) suspend.hidden = state !== "active";
+    if (reactivate) reactivate.hidden = state !== "suspended";
+  }
 
   function revoked(data) {
     const tr = row(data.user_id);
     const label = data.label || data.source; // the server's words for the source
+    const ends = data.ends_sessions !== false; // older servers sent sign-outs only
     addToTotal(-data.sessions_ended);
-    if (tr) {
-      const ended = data.session_ids || [];
-      tr.querySelectorAll(".sessions li").forEach((li) => {
-        if (ended.length === 0 || ended.includes(li.dataset.sessionId)) li.remove();
-      });
-      const left = recount(tr);
-      tr.querySelector(".status").textContent =
-        left === 0 ? `Signed out by ${label} just now` : `Session ended by ${label} just now`;
+    if (tr && data.state === "deleted") {
+      tr.remove();
+      const users = document.getElementById("user-count");
+      users.textContent = String(Math.max(0, Number(users.textContent) - 1));
+    } else if (tr) {
+      if (ends) {
+        const ended = data.session_ids || [];
+        tr.querySelectorAll(".sessions li").forEach((li) => {
+          if (ended.length === 0 || ended.includes(li.dataset.sessionId)) li.remove();
+        });
+        const left = recount(tr);
+        tr.querySelector(".status").textContent =
+          left === 0 ? `Signed out by ${label} just now` : `Session ended by ${label} just now`;
+      }
+      if (data.state) showState(tr, data.state, data.state_label, data.state_changed);
+      // A user SCIM changed is managed by the IdP from now on: the server refuses these edits.
+      if (data.source === "scim") {
+        tr.querySelectorAll("form.suspend, form.reactivate, form.role").forEach((f) => f.remove());
+      }
       highlight(tr, "just-revoked");
     }
     const item = document.createElement("li");
@@ -61,8 +89,8 @@
     const detail = document.createElement("span");
     detail.className = "small muted";
     const n = data.sessions_ended;
-    detail.textContent = `(${data.actor}; ${n} session${n === 1 ? "" : "s"} ended)`;
-    item.append(time, " ", who, ` signed out by ${label} `, detail);
+    detail.textContent = ends ? `(${data.actor}; ${n} session${n === 1 ? "" : "s"} ended)` : `(${data.actor})`;
+    item.append(time, " ", who, ` ${data.phrase || "signed out"} by ${label} `, detail);
     feed.prepend(item);
     document.getElementById("feed-empty").hidden = true;
   }

@@ -350,7 +350,7 @@ async fn the_audit_log_pages_and_filters() {
     let bob_only = admin
         .page(&format!("/admin/audit?user={}", o.admin.user.id))
         .await;
-    assert!(bob_only.contains("No sign-outs match."));
+    assert!(bob_only.contains("No sign-outs or changes match."));
 
     assert_eq!(
         admin.get("/admin/audit?source=nope").await.status(),

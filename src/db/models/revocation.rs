@@ -106,6 +106,36 @@ impl Action {
     pub fn ends_sessions(self) -> bool {
         matches!(self, Self::Revoke | Self::Suspend | Self::Delete)
     }
+
+    /// How the audit log names the action (break-glass says on or off from its detail).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Revoke => "Signed out",
+            Self::Suspend => "Suspended",
+            Self::Reactivate => "Reactivated",
+            Self::Delete => "Deleted",
+            Self::Create => "Created",
+            Self::Update => "Updated",
+            Self::GrantAdmin => "Made admin",
+            Self::RemoveAdmin => "Removed admin",
+            Self::BreakGlass => "Break-glass changed",
+        }
+    }
+
+    /// What happened to the user, as the dashboard's feed says it: "alice … by an administrator".
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Self::Revoke => "signed out",
+            Self::Suspend => "suspended",
+            Self::Reactivate => "reactivated",
+            Self::Delete => "deleted",
+            Self::Create => "created",
+            Self::Update => "updated",
+            Self::GrantAdmin => "made an administrator",
+            Self::RemoveAdmin => "removed as administrator",
+            Self::BreakGlass => "had break-glass changed",
+        }
+    }
 }
 
 /// A row of the audit log.

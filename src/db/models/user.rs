@@ -277,12 +277,13 @@ impl User {
             .await
     }
 
-    /// One page of the org's users by email, those whose email contains `search` (if any), and
-    /// how many match in all.
+    /// One page of the org's users by email, those whose email contains `search` and who are
+    /// in `state` (each if given), and how many match in all.
     pub async fn page_for_org(
         conn: &mut AsyncPgConnection,
         org: OrgId,
         search: Option<&str>,
+        state: Option<AccountState>,
         offset: i64,
         limit: i64,
     ) -> QueryResult<(Vec<User>, i64)> {
@@ -294,6 +295,9 @@ impl User {
             if let Some(search) = search {
                 let pattern = format!("%{}%", escape_like(search));
                 query = query.filter(users::email.ilike(pattern).escape('\\'));
+            }
+            if let Some(state) = state {
+                query = query.filter(users::state.eq(state));
             }
             query
         };

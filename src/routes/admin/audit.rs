@@ -1,4 +1,5 @@
-//! `GET /admin/audit`: every revocation of the org, newest first, filterable and paginated.
+//! `GET /admin/audit`: every sign-out and account change of the org, newest first, with what
+//! changed; filterable by user and source, paginated.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
@@ -68,9 +69,8 @@ pub async fn audit(
         .as_deref()
         .map(|s| {
             RevocationSource::parse(s).ok_or_else(|| {
-                AppError::BadRequest(format!(
-                    "`{s}` is not a source (ual, admin, backchannel, self)."
-                ))
+                let known: Vec<&str> = RevocationSource::ALL.iter().map(|s| s.as_str()).collect();
+                AppError::BadRequest(format!("`{s}` is not a source ({}).", known.join(", ")))
             })
         })
         .transpose()?;

@@ -1,5 +1,5 @@
-//! The dashboard: the org's users and their live sessions, updated live; sign-out buttons and
-//! the admin role.
+//! The dashboard: the org's users, their state and live sessions, updated live; the sign-out
+//! buttons. The buttons that change a user are in [`super::users`].
 
 use std::collections::HashMap;
 
@@ -15,7 +15,7 @@ use crate::{
     config::PublicUrl,
     db::{
         Pool,
-        ids::{SessionId, UserId},
+        ids::{AccountState, ManagedBy, SessionId, UserId},
         models::{
             Org, Revocation, RevocationSource, SessionRecord, User, revocation::AuditFilter,
             session::SessionSummary,
@@ -26,7 +26,7 @@ use crate::{
     live::{Feed, Hub},
     metrics::Metrics,
     page::{self, Frame, format_time},
-    revocation::{self, Requester, RoleError, Sessions},
+    revocation::{self, Requester, Sessions},
     routes::events,
     user_agent,
 };
@@ -42,6 +42,8 @@ const MAX_SEARCH_CHARS: usize = 200;
 pub struct DashboardQuery {
     /// Part of an email.
     q: Option<String>,
+    /// Only users in this state: `active` or `suspended`.
+    state: Option<String>,
     page: Option<i64>,
 }
 
@@ -50,7 +52,39 @@ pub struct UserRow {
     pub id: UserId,
     pub email: String,
     pub is_admin: bool,
+    /// `active` or `suspended` (deleted users are never listed).
+    pub state: AccountState,
+    /// Who changed the state last and when ("Suspended by an administrator (admin …) · time").
+    pub state_changed: Option<String>,
+    /// Who manages the account, in words.
+    pub managed: &'static str,
+    /// Managed by the org's IdP over SCIM: read-only here but for sign-outs and break-glass.
+    pub read_only: bool,
+    pub break_glass: bool,
+    /// The admin looking at the page (who cannot suspend themselves).
+    pub is_self: bool,
     pub sessions: Vec<SessionRow>,
+}
+
+impl UserRow {
+    /// How the state reads on its badge.
+    pub fn state_label(&self) -> &'static str {
+        page::state_label(self.state)
+    }
+}
+
+/// The last state change of `user`, in words (none if it never changed).
+fn state_changed(user: &User) -> Option<String> {
+    let (by, at) = (user.state_changed_by.as_deref()?, user.state_changed_at?);
+    Some(page::state_change(user.state, by, &at))
+}
+
+fn managed(by: ManagedBy) -> &'static str {
+    match by {
+        ManagedBy::Scim => "Managed by your IdP (SCIM)",
+        ManagedBy::Sso => "Managed here · joined through SSO",
+        ManagedBy::Local => "Managed here",
+    }
 }
 
 /// One live session of a user.
@@ -78,6 +112,8 @@ pub struct DashboardPage {
     pub session_count: i64,
     /// The search text, as typed.
     pub search: String,
+    /// The state filter: `active`, `suspended`, or empty for everyone.
+    pub state: &'static str,
     pub page: i64,
     pub pages: i64,
     /// Query strings of the neighbouring pages, search kept.
@@ -105,6 +141,16 @@ pub async fn dashboard(
             "Search for a part of an email: up to {MAX_SEARCH_CHARS} characters, on one line."
         )));
     }
+    let state = match query.state.as_deref().unwrap_or_default() {
+        "" => None,
+        "active" => Some(AccountState::Active),
+        "suspended" => Some(AccountState::Suspended),
+        _ => {
+            return Err(AppError::BadRequest(
+                "Show users who are active or suspended (state=active or state=suspended).".into(),
+            ));
+        }
+    };
     let page_number = pager::page_number(query.page)?;
     let mut conn = pool.get().await?;
     let org = Org::find(&mut conn, admin.org_id)
@@ -114,6 +160,7 @@ pub async fn dashboard(
         &mut conn,
         org.id,
         Some(search.as_str()).filter(|s| !s.is_empty()),
+        state,
         (page_number - 1) * USERS_PER_PAGE,
         USERS_PER_PAGE,
     )
@@ -126,7 +173,8 @@ pub async fn dashboard(
     drop(conn);
 
     let pages = ((user_count + USERS_PER_PAGE - 1) / USERS_PER_PAGE).max(1);
-    let link = |n: i64| pager::page_link(&[("q", &search)], n);
+    let state = state.map_or("", AccountState::as_str);
+    let link = |n: i64| pager::page_link(&[("q", &search), ("state", state)], n);
     let mut by_user: HashMap<UserId, Vec<SessionRow>> = HashMap::new();
     for session in sessions {
         let SessionSummary {
@@ -151,9 +199,15 @@ pub async fn dashboard(
         .into_iter()
         .map(|u| UserRow {
             sessions: by_user.remove(&u.id).unwrap_or_default(),
+            state_changed: state_changed(&u),
+            managed: managed(u.managed_by),
+            read_only: u.managed_by == ManagedBy::Scim,
+            is_self: u.id == admin.id,
             id: u.id,
             email: u.email,
             is_admin: u.is_admin,
+            state: u.state,
+            break_glass: u.break_glass,
         })
         .collect();
     let dashboard = DashboardPage {
@@ -164,10 +218,11 @@ pub async fn dashboard(
         users,
         user_count,
         session_count,
-        complete: search.is_empty() && pages == 1,
+        complete: search.is_empty() && state.is_empty() && pages == 1,
         previous: (page_number > 1).then(|| link((page_number - 1).min(pages))),
         next: (page_number < pages).then(|| link(page_number + 1)),
         search,
+        state,
         page: page_number,
         pages,
         feed: feed
@@ -195,11 +250,12 @@ pub async fn events(
 }
 
 /// What an admin is told of a user id that is not of their org (or not an id at all).
-fn no_such_user() -> AppError {
+pub(super) fn no_such_user() -> AppError {
     AppError::NotFound("There is no such user in your organisation.".into())
 }
 
-fn actor(admin: &AdminUser) -> String {
+/// How the audit log names an admin.
+pub(super) fn actor(admin: &AdminUser) -> String {
     format!("admin {}", admin.0.email)
 }
 
@@ -263,55 +319,4 @@ pub async fn end_session(
         "/admin",
         Flash::info("Session ended."),
     ))
-}
-
-#[derive(Deserialize)]
-pub struct RoleForm {
-    /// `true` or `false`.
-    admin: String,
-}
-
-/// `POST /admin/users/{id}/role`: "Make admin" or "Remove admin". A user who loses the role
-/// loses the org's live feed at once, on every instance; the org's last admin keeps the role.
-#[tracing::instrument(skip_all, fields(org = %admin.0.org_id, admin = %admin.0.id))]
-pub async fn set_role(
-    req: HttpRequest,
-    admin: AdminUser,
-    path: web::Path<String>,
-    form: web::Form<RoleForm>,
-    pool: web::Data<Pool>,
-    request_id: RequestId,
-) -> Result<HttpResponse, AppError> {
-    let not_found = no_such_user;
-    let id: UserId = path.parse().map_err(|_| not_found())?;
-    let make_admin = match form.admin.as_str() {
-        "true" => true,
-        "false" => false,
-        _ => {
-            return Err(AppError::BadRequest(
-                "The role must be true or false.".into(),
-            ));
-        }
-    };
-    let mut conn = pool.get().await?;
-    let org = admin.0.org_id;
-    let (actor, request_id) = (actor(&admin), request_id.to_string());
-    let by = Requester::new(RevocationSource::Admin, &actor, &request_id);
-    let change = match revocation::set_admin(&mut conn, org, id, make_admin, by).await {
-        Ok(change) => change.ok_or_else(not_found)?,
-        Err(RoleError::LastAdmin(email)) => {
-            let message = format!(
-                "{email} is the only administrator of your organisation: make someone else an administrator first."
-            );
-            return Ok(flash::redirect(&req, "/admin", Flash::error(message)));
-        }
-        Err(RoleError::Database(e)) => return Err(e.into()),
-    };
-    let email = &change.user.email;
-    let (message, to) = match (make_admin, change.user.id == admin.0.id) {
-        (true, _) => (format!("{email} is now an administrator."), "/admin"),
-        (false, false) => (format!("{email} is no longer an administrator."), "/admin"),
-        (false, true) => ("You are no longer an administrator.".to_owned(), "/todos"),
-    };
-    Ok(flash::redirect(&req, to, Flash::info(message)))
 }

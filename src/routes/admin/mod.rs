@@ -1,5 +1,6 @@
 //! `/admin`: the org's administrators watch sessions and sign users out, make and remove
-//! admins, read the audit log and manage Universal Logout credentials. Every route asks for [`AdminUser`], and every query is
+//! admins, suspend and reactivate users, set break-glass, read the audit log and manage
+//! Universal Logout credentials. Every route asks for [`AdminUser`], and every query is
 //! scoped to the admin's own org: another org's user, session or key is "not found".
 //!
 //! [`AdminUser`]: crate::auth::AdminUser
@@ -9,6 +10,7 @@ mod dashboard;
 mod feed;
 mod keys;
 mod pager;
+mod users;
 
 use actix_web::web;
 
@@ -19,9 +21,15 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             "/admin/users/{id}/logout",
             web::post().to(dashboard::log_out_user),
         )
+        .route("/admin/users/{id}/role", web::post().to(users::set_role))
+        .route("/admin/users/{id}/suspend", web::post().to(users::suspend))
         .route(
-            "/admin/users/{id}/role",
-            web::post().to(dashboard::set_role),
+            "/admin/users/{id}/reactivate",
+            web::post().to(users::reactivate),
+        )
+        .route(
+            "/admin/users/{id}/break-glass",
+            web::post().to(users::set_break_glass),
         )
         .route(
             "/admin/sessions/{id}/logout",
