@@ -464,7 +464,6 @@ async fn the_audit_log_shows_each_change_with_before_and_after_and_filters_scim(
 
 /// The longest email an admin may have still fits in `state_changed_by` (256 characters).
 #[tokio::test]
-#[ignore = "needs revocation::set_state to cut `state_changed_by` to 256 characters (lifecycle.rs)"]
 async fn an_admin_with_the_longest_email_can_suspend_a_user() {
     let o = orgs().await;
     let email = format!("{}@acme.test", "a".repeat(240));

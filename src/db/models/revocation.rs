@@ -119,6 +119,7 @@ impl Action {
             Self::GrantAdmin => "Made admin",
             Self::RemoveAdmin => "Removed admin",
             Self::BreakGlass => "Break-glass changed",
+            Self::Reauth => "Asked to sign in again",
         }
     }
 
@@ -134,6 +135,7 @@ impl Action {
             Self::GrantAdmin => "made an administrator",
             Self::RemoveAdmin => "removed as administrator",
             Self::BreakGlass => "had break-glass changed",
+            Self::Reauth => "asked to sign in again",
         }
     }
 }
