@@ -478,3 +478,37 @@ async fn an_admin_with_the_longest_email_can_suspend_a_user() {
         AccountState::Suspended
     );
 }
+
+#[tokio::test]
+async fn an_admin_asks_a_user_to_sign_in_again_and_their_session_waits_for_it() {
+    let o = orgs().await;
+    let dashboard = o.app.signed_in(&o.admin).await;
+    let alices = o.app.signed_in(&o.alice).await;
+    assert!(
+        row_of(&dashboard.page("/admin").await, "alice@acme.test").contains("Ask to sign in again")
+    );
+
+    let asked = post(&dashboard, &o.alice, "reauth", &[]).await;
+
+    assert_is_redirect_to(&asked, "/admin");
+    assert_is_redirect_to(&alices.get("/todos").await, "/reauth?return=%2Ftodos");
+    assert_eq!(
+        count(&o.app.db, "sessions WHERE reauth_requested_at IS NOT NULL"),
+        1
+    );
+    let audit = format!(
+        "revocations WHERE user_id = '{}' AND source = 'reauth' AND actor = 'admin admin@acme.test'",
+        o.alice.user.id
+    );
+    assert_eq!(count(&o.app.db, &audit), 1);
+    assert!(
+        dashboard.is_signed_in().await,
+        "the admin's own session is untouched"
+    );
+    let others = post(&dashboard, &o.carol, "reauth", &[]).await;
+    assert_eq!(
+        others.status(),
+        StatusCode::NOT_FOUND,
+        "never another org's user"
+    );
+}

@@ -163,7 +163,10 @@ async fn an_sso_user_asked_to_sign_in_again_authenticates_freshly_at_the_idp_and
     let back = browser.client.get(callback).send().await.unwrap();
 
     assert_is_redirect_to(&back, "/settings/tokens");
-    assert_eq!(browser.get("/settings/tokens").await.status(), StatusCode::OK);
+    assert_eq!(
+        browser.get("/settings/tokens").await.status(),
+        StatusCode::OK
+    );
     assert_eq!(
         count(&s.app.db, "sessions WHERE user_id IS NOT NULL"),
         1,

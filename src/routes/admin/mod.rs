@@ -24,6 +24,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{id}/role", web::post().to(users::set_role))
         .route("/admin/users/{id}/suspend", web::post().to(users::suspend))
         .route(
+            "/admin/users/{id}/reauth",
+            web::post().to(users::require_reauth),
+        )
+        .route(
             "/admin/users/{id}/reactivate",
             web::post().to(users::reactivate),
         )

@@ -221,3 +221,35 @@ pub async fn set_break_glass(
     };
     Ok(flash::redirect(&req, "/admin", Flash::info(message)))
 }
+
+/// `POST /admin/users/{id}/reauth`: "Ask to sign in again" (IPSIE SL2 re-establish session):
+/// the user's sessions are kept and each goes on once it has authenticated again. Allowed for
+/// SCIM-managed users too: like a logout, it changes nothing the IdP manages.
+#[tracing::instrument(skip_all, fields(org = %admin.0.org_id, admin = %admin.0.id))]
+pub async fn require_reauth(
+    req: HttpRequest,
+    admin: AdminUser,
+    path: web::Path<String>,
+    pool: web::Data<Pool>,
+    request_id: RequestId,
+) -> Result<HttpResponse, AppError> {
+    let id: UserId = path.parse().map_err(|_| no_such_user())?;
+    let (actor, request_id) = (actor(&admin), request_id.to_string());
+    let by = Requester {
+        source: RevocationSource::Reauth,
+        ..Requester::new(RevocationSource::Admin, &actor, &request_id)
+    };
+    let mut conn = pool.get().await?;
+    let user = User::find_in_org(&mut conn, admin.0.org_id, id)
+        .await?
+        .ok_or_else(no_such_user)?;
+    let asked = revocation::require_reauth(&mut conn, admin.0.org_id, id, by)
+        .await?
+        .ok_or_else(no_such_user)?;
+    let message = format!(
+        "Asked {} to sign in again: {asked} session{} will authenticate before going on.",
+        user.email,
+        if asked == 1 { "" } else { "s" }
+    );
+    Ok(flash::redirect(&req, "/admin", Flash::info(message)))
+}
