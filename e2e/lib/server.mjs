@@ -116,7 +116,7 @@ export async function hasCommand(args) {
 /**
  * Starts ual-todo on a new database seeded with `demo`.
  * Returns { url, org, accounts, apiKey, databaseUrl, createUser(email, {admin}), cli(args),
- * setIdp({issuer, clientId, clientSecret, emailDomain, createUsers}), startInstance(), serverLog(),
+ * setIdp({issuer, clientId, clientSecret, emailDomain, createUsers, linkByEmail}), startInstance(), serverLog(),
  * stop() };
  * `accounts` is keyed by the email's local part: accounts.alice = { email, password, admin };
  * `apiKey` is the org's Universal Logout key; `startInstance()` starts a second server on the
@@ -148,9 +148,10 @@ export async function startApp() {
       createUser: (email, { admin = false } = {}) =>
         runJson(['user', 'create', '--org', demo.org.slug, '--email', email, ...(admin ? ['--admin'] : []), '--json'], databaseUrl),
       /** `ual-todo org set-idp` for the demo org (the secret goes in on stdin). Resolves with its JSON. */
-      setIdp: ({ issuer, clientId, clientSecret, emailDomain, createUsers = true }) => runJsonWithInput([
+      setIdp: ({ issuer, clientId, clientSecret, emailDomain, createUsers = true, linkByEmail = false }) => runJsonWithInput([
         'org', 'set-idp', demo.org.slug, '--issuer', issuer, '--client-id', clientId, '--client-secret-stdin',
-        ...(emailDomain ? ['--email-domain', emailDomain] : []), ...(createUsers ? [] : ['--no-create-users']), '--json',
+        ...(emailDomain ? ['--email-domain', emailDomain] : []), ...(createUsers ? [] : ['--no-create-users']),
+        ...(linkByEmail ? ['--link-by-email'] : []), '--json',
       ], databaseUrl, `${clientSecret}\n`),
       startInstance: async () => {
         const instance = await startInstance(databaseUrl);

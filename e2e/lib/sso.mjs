@@ -64,6 +64,7 @@ export async function startIdp(config) {
 export async function startOrgIdp(app, {
   accounts = {}, clientId = 'acme-app', clientSecret = `secret-${randomBytes(12).toString('hex')}`,
   emailDomain = app.accounts.alice?.email.split('@')[1], // the demo's users are at acme.test
+  linkByEmail = false,
 } = {}) {
   const idp = await startIdp({
     clients: [{
@@ -76,7 +77,7 @@ export async function startOrgIdp(app, {
     accounts,
   });
   try {
-    await app.setIdp({ issuer: idp.issuer, clientId, clientSecret, emailDomain });
+    await app.setIdp({ issuer: idp.issuer, clientId, clientSecret, emailDomain, linkByEmail });
   } catch (error) {
     await idp.stop();
     throw error;

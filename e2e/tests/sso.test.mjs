@@ -29,9 +29,14 @@ const story = {};
 before(async () => {
   app = await startApp();
   const alice = app.accounts.alice;
+  // The story links alice's existing (password) account to her IdP identity, which an org must
+  // opt into (IPSIE: no linking by default), and keeps a password device, which in an org with
+  // SSO only a break-glass user may have.
   idp = await startOrgIdp(app, {
     accounts: { [alice.email]: { sub: '00u-alice', email: alice.email, email_verified: true } },
+    linkByEmail: true,
   });
+  await app.cli(['user', 'break-glass', '--org', app.org.slug, '--email', alice.email, 'true', '--json']);
   browser = await launchBrowser({ extraArgs: LOCAL_ONLY_ARGS }); // the provider's pages ask for a Google font
 });
 
@@ -219,8 +224,10 @@ ssoTest('signing out at the provider in another tab signs the SSO tab out live; 
   await tab.reload();
   assert.equal(path(tab), '/login', 'Reload: the sign-in page');
   assert.equal(await todosHeading(tab).count(), 0, 'Reload: no todo list');
+  // A browser that signed in through SSO is sent back through its IdP, which asks for a login:
+  // the person signed out there.
   await tab.goto(`${app.url}/todos`);
-  assert.equal(path(tab), '/login', 'the todo list asks for a sign-in');
+  assert.ok(await isProviderLoginPage(tab, idp.issuer), `the todo list sends to the provider's login, not ${tab.url()}`);
   expectNoBackchannelFailure();
 
   // Only that IdP session ended: the password sign-in is untouched.
@@ -311,4 +318,43 @@ ssoTest("cancelling at the provider's login page comes back to the sign-in page 
   assert.equal(await page.locator('nav.account').count(), 0, 'nobody is signed in');
   await screenshot(page, 'sso-error-cancelled');
   await context.close();
+});
+
+ssoTest("the IdP's app tile (third-party-initiated login) signs in and lands on the page it names", async () => {
+  const alice = app.accounts.alice;
+  const context = await device();
+  const page = await context.newPage();
+  const initiate = new URL(`${app.url}/auth/oidc/initiate`);
+  initiate.searchParams.set('iss', idp.issuer);
+  initiate.searchParams.set('login_hint', alice.email);
+  initiate.searchParams.set('target_link_uri', `${app.url}/settings/tokens`);
+
+  await page.goto(initiate.href);
+
+  assert.ok(await isProviderLoginPage(page, idp.issuer), `the provider's login page, not ${page.url()}`);
+  await signInAtProvider(page, alice.email);
+  assert.equal(path(page), '/settings/tokens', `landed on the page the tile named: ${page.url()}`);
+  assert.equal(await signedInAs(page), alice.email);
+  await screenshot(page, 'sso-initiated-login');
+  story.tile = { context, page };
+});
+
+ssoTest('asked to sign in again, the tab goes through a fresh IdP sign-in and comes back to the same page and session', async (t) => {
+  assert.ok(story.tile, 'needs the sign-in of the previous test');
+  const alice = app.accounts.alice;
+  const { page } = story.tile;
+  const session = await waitForLiveStream(page);
+
+  await app.cli(['user', 'reauth', '--org', app.org.slug, '--email', alice.email, '--json']);
+
+  // Told live; the tab goes to sign in again, at the provider, which asks for a login (prompt=login).
+  await page.waitForURL((url) => url.origin === idp.issuer, { timeout: 10_000 });
+  assert.ok(await isProviderLoginPage(page, idp.issuer), `a fresh login at the provider, not ${page.url()}`);
+  await screenshot(page, 'sso-reauth-provider-login');
+  await signInAtProvider(page, alice.email);
+  assert.equal(path(page), '/settings/tokens', `back on the same page: ${page.url()}`);
+  assert.equal(await signedInAs(page), alice.email);
+  assert.equal(await waitForLiveStream(page), session, 'the same session went on');
+  t.diagnostic('re-established the session through the provider');
+  await story.tile.context.close();
 });

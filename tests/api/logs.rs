@@ -129,6 +129,21 @@ async fn a_full_scenario_logs_no_secret() {
         CLIENT_SECRET,
         &logs,
     );
+    // The org now has SSO: alice's password works only if she is break-glass.
+    cli(
+        &db,
+        &[
+            "user",
+            "break-glass",
+            "--org",
+            "acme",
+            "--email",
+            "alice@acme.test",
+            "true",
+        ],
+        "",
+        &logs,
+    );
 
     let server = LoggedServer::start(&db, &logs);
     let address = server.address.clone();
