@@ -26,6 +26,7 @@ mod pages;
 mod proxy;
 mod scim_auth;
 mod scim_client;
+mod scim_conformance;
 mod scim_fuzz;
 mod scim_groups;
 mod scim_users;
