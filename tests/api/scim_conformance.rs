@@ -208,6 +208,12 @@ async fn a_patch_returns_exactly_the_name_emails_and_members_it_set() {
         .await;
     let read_user = s.get(&at(&user)).await;
     let read_group = s.get(&at(&group)).await;
+    let named_again = s
+        .patch(
+            &at(&group),
+            &patch_op(json!([{"op": "add", "path": "members", "value": [{"value": user["id"], "type": "User"}]}])),
+        )
+        .await;
 
     assert_eq!(named.status, StatusCode::OK, "{:?}", named.body);
     for answer in [&named.body, &read_user.body] {
@@ -218,6 +224,13 @@ async fn a_patch_returns_exactly_the_name_emails_and_members_it_set() {
     for answer in [&joined.body, &read_group.body] {
         assert_eq!(answer["members"], member, "type and display as given");
     }
+    let again = &named_again.body["members"];
+    assert_eq!(again.as_array().unwrap().len(), 1);
+    assert_eq!(again[0]["type"], "User");
+    assert_eq!(
+        again[0]["display"], "carol",
+        "none given: the member's userName"
+    );
 }
 
 #[tokio::test]

@@ -192,18 +192,24 @@ impl Group {
                 .execute(conn)
                 .await?;
         }
-        // Members named again (rare: IdPs name new members): one update each.
+        // Members named again: one update for all of them.
         let new: HashSet<&UserId> = added.iter().collect();
-        for (user, d) in details.iter().filter(|(u, _)| !new.contains(u)) {
-            diesel::update(
-                group_members::table
-                    .filter(group_members::group_id.eq(id))
-                    .filter(group_members::user_id.eq(*user)),
+        let (again, (types, displays)): (Vec<uuid::Uuid>, (Vec<_>, Vec<_>)) = details
+            .iter()
+            .filter(|(user, _)| !new.contains(user))
+            .map(|(user, d)| (user.0, (d.member_type.clone(), d.display.clone())))
+            .unzip();
+        if !again.is_empty() {
+            use diesel::sql_types::{Array, Nullable, Text, Uuid};
+            diesel::sql_query(
+                "UPDATE group_members m SET member_type = d.member_type, display = d.display \
+                 FROM unnest($2, $3, $4) AS d(user_id, member_type, display) \
+                 WHERE m.group_id = $1 AND m.user_id = d.user_id",
             )
-            .set((
-                group_members::member_type.eq(d.member_type.clone()),
-                group_members::display.eq(d.display.clone()),
-            ))
+            .bind::<Uuid, _>(id)
+            .bind::<Array<Uuid>, _>(again)
+            .bind::<Array<Nullable<Text>>, _>(types)
+            .bind::<Array<Nullable<Text>>, _>(displays)
             .execute(conn)
             .await?;
         }
