@@ -17,6 +17,8 @@ diesel::table! {
     group_members (group_id, user_id) {
         group_id -> Uuid,
         user_id -> Uuid,
+        member_type -> Nullable<Text>,
+        display -> Nullable<Text>,
     }
 }
 
@@ -174,6 +176,9 @@ diesel::table! {
         family_name -> Nullable<Text>,
         version -> Int8,
         updated_at -> Timestamptz,
+        name_formatted -> Nullable<Text>,
+        emails -> Nullable<Jsonb>,
+        active_unassigned -> Bool,
     }
 }
 

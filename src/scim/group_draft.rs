@@ -2,7 +2,7 @@
 //! operations (members added, removed, replaced; renamed). Member ids are only parsed here; the
 //! route checks they are users of the same org.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -11,7 +11,7 @@ use super::{
     limits::MAX_MEMBERS,
     patch::{Op, Operation, Path, field, optional_text, required_text},
 };
-use crate::db::ids::UserId;
+use crate::db::{ids::UserId, models::MemberDetails};
 
 /// What a SCIM client sets on a group.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub struct GroupDraft {
     pub external_id: Option<String>,
     /// Members, each once, in the order first named.
     pub members: Vec<UserId>,
+    /// `type` and `display` of the members this request named, as given.
+    pub details: HashMap<UserId, MemberDetails>,
     /// Members named by the request (bounded by [`MAX_MEMBERS`]).
     named: usize,
 }
@@ -31,6 +33,7 @@ impl GroupDraft {
             display_name,
             external_id,
             members,
+            details: HashMap::new(),
             named: 0,
         }
     }
@@ -93,17 +96,27 @@ impl GroupDraft {
                 (Op::Replace, Some(value)) => {
                     let ids = self.member_ids(value)?;
                     self.members.clear();
+                    self.details.clear();
                     self.add(ids);
                 }
                 (Op::Remove, Some(value)) => {
-                    let ids: HashSet<UserId> = self.member_ids(value)?.into_iter().collect();
+                    let ids: HashSet<UserId> = self
+                        .member_ids(value)?
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect();
                     self.members.retain(|m| !ids.contains(m));
+                    self.details.retain(|m, _| !ids.contains(m));
                 }
-                (_, None) => self.members.clear(),
+                (_, None) => {
+                    self.members.clear();
+                    self.details.clear();
+                }
             },
             ("members", Some((key, id)), None) if key == "value" && op == Op::Remove => {
                 let id = parse_id(id)?;
                 self.members.retain(|m| *m != id);
+                self.details.remove(&id);
             }
             ("members", _, _) => {
                 return Err(ScimError::invalid_path(
@@ -116,17 +129,18 @@ impl GroupDraft {
         Ok(())
     }
 
-    fn add(&mut self, ids: Vec<UserId>) {
+    fn add(&mut self, ids: Vec<(UserId, MemberDetails)>) {
         let mut present: HashSet<UserId> = self.members.iter().copied().collect();
-        for id in ids {
+        for (id, details) in ids {
             if present.insert(id) {
                 self.members.push(id);
             }
+            self.details.insert(id, details);
         }
     }
 
-    /// The ids of `[{"value": "…"}, …]` (or one such object).
-    fn member_ids(&mut self, value: &Value) -> Result<Vec<UserId>, ScimError> {
+    /// The ids (and `type`, `display`) of `[{"value": "…"}, …]` (or one such object).
+    fn member_ids(&mut self, value: &Value) -> Result<Vec<(UserId, MemberDetails)>, ScimError> {
         let list = match value {
             Value::Array(list) => list.as_slice(),
             single => std::slice::from_ref(single),
@@ -139,14 +153,19 @@ impl GroupDraft {
         }
         list.iter()
             .map(|member| {
+                let member = member.as_object();
                 let id = member
-                    .as_object()
                     .and_then(|m| field(m, "value"))
                     .and_then(Value::as_str)
                     .ok_or_else(|| {
                         ScimError::invalid_value("each member is an object with a `value`")
                     })?;
-                parse_id(id)
+                let text = |name: &str| optional_text(name, member.and_then(|m| field(m, name)));
+                let details = MemberDetails {
+                    member_type: text("type")?,
+                    display: text("display")?,
+                };
+                Ok((parse_id(id)?, details))
             })
             .collect()
     }

@@ -16,3 +16,5 @@ pub const MAX_MEMBERS: usize = 1000;
 pub const MAX_TEXT: usize = 256;
 /// Longest filter expression, in bytes.
 pub const MAX_FILTER: usize = 1024;
+/// Most `emails` of one user.
+pub const MAX_EMAILS: usize = 20;

@@ -2,6 +2,7 @@
 //! operations, resource rendering and the discovery documents. The routes under `/scim/v2`
 //! (`routes::scim`) put them to work on the database.
 
+pub mod emails;
 pub mod error;
 pub mod etag;
 pub mod filter;
@@ -11,4 +12,5 @@ pub mod list;
 pub mod patch;
 pub mod resource;
 pub mod schemas;
+pub mod search;
 pub mod user_draft;

@@ -23,21 +23,10 @@ fn timestamp(at: &OffsetDateTime) -> String {
 /// [`BASE_PATH`].
 pub fn user(user: &User, groups: &[Member], base: &str) -> Value {
     let location = format!("{base}/Users/{}", user.id);
-    let formatted = match (&user.given_name, &user.family_name) {
-        (Some(given), Some(family)) => Some(format!("{given} {family}")),
-        (one, other) => one.clone().or_else(|| other.clone()),
-    };
     let mut resource = json!({
         "schemas": [USER_SCHEMA],
         "id": user.id,
         "userName": user.email,
-        "name": {
-            "givenName": user.given_name,
-            "familyName": user.family_name,
-            "formatted": formatted,
-        },
-        "emails": [{"value": user.email, "primary": true, "type": "work"}],
-        "active": user.state == AccountState::Active,
         "groups": groups
             .iter()
             .filter(|m| m.user_id == user.id)
@@ -55,6 +44,16 @@ pub fn user(user: &User, groups: &[Member], base: &str) -> Value {
             "version": etag(user.version),
         },
     });
+    if let Some(name) = name(user) {
+        resource["name"] = name;
+    }
+    let emails = emails(user);
+    if !emails.is_empty() {
+        resource["emails"] = emails.into();
+    }
+    if !user.active_unassigned {
+        resource["active"] = (user.state == AccountState::Active).into();
+    }
     if let Some(id) = &user.external_id {
         resource["externalId"] = id.as_str().into();
     }
@@ -62,6 +61,49 @@ pub fn user(user: &User, groups: &[Member], base: &str) -> Value {
         resource["displayName"] = name.as_str().into();
     }
     resource
+}
+
+/// `name`, without the sub-attributes it has none of (none at all: no `name`). `formatted` is
+/// what the IdP set, else the given and family names.
+fn name(user: &User) -> Option<Value> {
+    let formatted =
+        user.name_formatted
+            .clone()
+            .or_else(|| match (&user.given_name, &user.family_name) {
+                (Some(given), Some(family)) => Some(format!("{given} {family}")),
+                (one, other) => one.clone().or_else(|| other.clone()),
+            });
+    let mut name = serde_json::Map::new();
+    for (key, value) in [
+        ("givenName", &user.given_name),
+        ("familyName", &user.family_name),
+        ("formatted", &formatted),
+    ] {
+        if let Some(value) = value {
+            name.insert(key.into(), value.as_str().into());
+        }
+    }
+    (!name.is_empty()).then_some(Value::Object(name))
+}
+
+/// `emails` as the IdP set them; never set: the `userName`, when it is an email address.
+fn emails(user: &User) -> Vec<Value> {
+    match &user.emails {
+        Some(Value::Array(emails)) => emails.clone(),
+        Some(_) => Vec::new(),
+        None if is_email(&user.email) => {
+            vec![json!({"value": user.email, "primary": true, "type": "work"})]
+        }
+        None => Vec::new(),
+    }
+}
+
+/// Whether `text` looks like an email address: one `@`, something on each side, no spaces.
+pub fn is_email(text: &str) -> bool {
+    !text.chars().any(char::is_whitespace)
+        && text.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
 }
 
 /// `group` as a Group resource, with `members` unless they were excluded (`None`).
@@ -88,8 +130,8 @@ pub fn group(group: &Group, members: Option<&[Member]>, base: &str) -> Value {
             .map(|m| {
                 json!({
                     "value": m.user_id,
-                    "display": m.email,
-                    "type": "User",
+                    "display": m.display.as_deref().unwrap_or(&m.email),
+                    "type": m.member_type.as_deref().unwrap_or("User"),
                     "$ref": format!("{base}/Users/{}", m.user_id),
                 })
             })

@@ -161,7 +161,7 @@ pub fn schemas(base: &str) -> Vec<Value> {
                     mutability: "immutable",
                     ..Attr::new("$ref", "reference")
                 },
-                read_only(text("display")),
+                text("display"),
                 Attr {
                     mutability: "immutable",
                     ..text("type")

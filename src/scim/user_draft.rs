@@ -5,8 +5,10 @@
 use serde_json::{Map, Value};
 
 use super::{
+    emails,
     error::ScimError,
     patch::{Op, Operation, Path, boolean, field, optional_text, required_text},
+    resource,
 };
 use crate::db::models::UserAttributes;
 
@@ -18,18 +20,24 @@ pub struct UserDraft {
 }
 
 impl UserDraft {
-    /// The user a POST or PUT body describes. `active` stays `active_before` when the body does
-    /// not say (true for a new user).
-    pub fn from_body(body: &Value, active_before: bool) -> Result<UserDraft, ScimError> {
+    /// The user a POST or PUT body describes. Without `active` in the body, the state stays
+    /// that of `previous` (active for a new user).
+    pub fn from_body(body: &Value, previous: Option<&UserDraft>) -> Result<UserDraft, ScimError> {
         let body = body
             .as_object()
             .ok_or_else(|| ScimError::invalid_syntax("a user is a JSON object"))?;
+        let emails = emails::named(body)
+            .filter(|v| !v.is_null())
+            .map(|v| emails::parse(v).map(|e| emails::to_json(&e)))
+            .transpose()?;
         let mut draft = UserDraft {
             attributes: UserAttributes {
-                email: required_text("userName", field(body, "userName"))?,
+                email: user_name(field(body, "userName"))?,
+                emails,
+                active_unassigned: previous.is_some_and(|p| p.attributes.active_unassigned),
                 ..UserAttributes::default()
             },
-            active: active_before,
+            active: previous.is_none_or(|p| p.active),
         };
         for (key, value) in body {
             if key.eq_ignore_ascii_case("userName") || key.eq_ignore_ascii_case("emails") {
@@ -39,7 +47,6 @@ impl UserDraft {
                 draft.set(&path, Op::Replace, Some(value))?;
             }
         }
-        check_email(&draft.attributes.email)?;
         Ok(draft)
     }
 
@@ -57,7 +64,7 @@ impl UserDraft {
                 }
             }
         }
-        check_email(&self.attributes.email)
+        Ok(())
     }
 
     /// Sets (or, with [`Op::Remove`], clears) the attribute at `path`.
@@ -66,13 +73,13 @@ impl UserDraft {
         let a = &mut self.attributes;
         match (path.attr.as_str(), path.sub.as_deref()) {
             ("username", None) => match value {
-                Some(value) => a.email = required_text("userName", Some(value))?,
+                Some(value) => a.email = user_name(Some(value))?,
                 None => return Err(ScimError::mutability("`userName` cannot be removed")),
             },
             ("externalid", None) => a.external_id = optional_text("externalId", value)?,
             ("displayname", None) => a.display_name = optional_text("displayName", value)?,
             ("name", None) => match value {
-                None => (a.given_name, a.family_name) = (None, None),
+                None => (a.given_name, a.family_name, a.name_formatted) = (None, None, None),
                 Some(value) => {
                     for (key, inner) in as_map(Some(value))? {
                         let sub = key.to_ascii_lowercase();
@@ -81,15 +88,15 @@ impl UserDraft {
                 }
             },
             ("name", Some(sub)) => self.set_name(sub, value)?,
+            // Removing `active` leaves the state as it is (a state change takes an explicit
+            // value): the attribute is only no longer shown, until set again.
             ("active", None) => match value {
-                Some(value) => self.active = boolean("active", value)?,
-                None => return Err(ScimError::mutability("`active` cannot be removed")),
-            },
-            ("emails", sub) => {
-                if let Some(email) = self.email_in(path, sub, value)? {
-                    self.attributes.email = email;
+                Some(value) => {
+                    (self.active, a.active_unassigned) = (boolean("active", value)?, false)
                 }
-            }
+                None => a.active_unassigned = true,
+            },
+            ("emails", _) => self.set_emails(path, op, value)?,
             // Read-only (`id`, `meta`, `groups`), extensions and unknown attributes.
             _ => {}
         }
@@ -97,60 +104,32 @@ impl UserDraft {
     }
 
     fn set_name(&mut self, sub: &str, value: Option<&Value>) -> Result<(), ScimError> {
+        let a = &mut self.attributes;
         match sub {
-            "givenname" => self.attributes.given_name = optional_text("name.givenName", value)?,
-            "familyname" => self.attributes.family_name = optional_text("name.familyName", value)?,
+            "givenname" => a.given_name = optional_text("name.givenName", value)?,
+            "familyname" => a.family_name = optional_text("name.familyName", value)?,
+            "formatted" => a.name_formatted = optional_text("name.formatted", value)?,
             _ => {}
         }
         Ok(())
     }
 
-    /// The email an `emails` operation sets, if any: the user has one email, its `userName`, so
-    /// a work or primary email (or the only one given) replaces it, and removing it is ignored.
-    fn email_in(
-        &self,
-        path: &Path,
-        sub: Option<&str>,
-        value: Option<&Value>,
-    ) -> Result<Option<String>, ScimError> {
-        let Some(value) = value else { return Ok(None) };
-        let wanted = match &path.filter {
-            None => true,
-            Some((key, v)) => {
-                (key == "type" && v.eq_ignore_ascii_case("work"))
-                    || (key == "primary" && v == "true")
-            }
-        };
-        if !wanted {
-            return Ok(None);
+    /// Stores `emails` as the operation leaves them. When the user's `userName` is an email
+    /// address and the email standing for the user (primary, else work, else the only one)
+    /// changes, the `userName` follows it (Okta and Entra change a user's email this way); a
+    /// `userName` that is no email address stays the identifier whatever the emails.
+    fn set_emails(&mut self, path: &Path, op: Op, value: Option<&Value>) -> Result<(), ScimError> {
+        let before = emails::stored(self.attributes.emails.as_ref());
+        let after = emails::apply(before.clone(), path, op, value)?;
+        let chosen = emails::chosen(&after);
+        if chosen != emails::chosen(&before)
+            && resource::is_email(&self.attributes.email)
+            && let Some(email) = chosen
+        {
+            self.attributes.email = email.value.clone();
         }
-        match sub {
-            Some("value") => required_text("emails.value", Some(value)).map(Some),
-            Some(_) => Ok(None),
-            None => {
-                let list = match value {
-                    Value::Array(list) => list.as_slice(),
-                    single => std::slice::from_ref(single),
-                };
-                let pick = |test: &dyn Fn(&Map<String, Value>) -> bool| {
-                    list.iter().filter_map(Value::as_object).find(|e| test(e))
-                };
-                let chosen = pick(&|e| {
-                    field(e, "primary").is_some_and(|p| boolean("primary", p).unwrap_or(false))
-                })
-                .or_else(|| {
-                    pick(&|e| {
-                        field(e, "type")
-                            .and_then(Value::as_str)
-                            .is_some_and(|t| t.eq_ignore_ascii_case("work"))
-                    })
-                })
-                .or_else(|| pick(&|_| true));
-                chosen
-                    .map(|e| required_text("emails.value", field(e, "value")))
-                    .transpose()
-            }
-        }
+        self.attributes.emails = Some(emails::to_json(&after));
+        Ok(())
     }
 }
 
@@ -160,20 +139,16 @@ fn as_map(value: Option<&Value>) -> Result<&Map<String, Value>, ScimError> {
     })
 }
 
-/// A `userName` is the user's email: one `@`, something on each side, no spaces.
-fn check_email(email: &str) -> Result<(), ScimError> {
-    let ok = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(ScimError::invalid_value(
-            "`userName` must be the user's email address",
-        ))
+/// A `userName`: any text of 1 to 254 characters (trimmed) without control characters. It is
+/// the sign-in identifier; one that is no email address cannot be used with a password.
+fn user_name(value: Option<&Value>) -> Result<String, ScimError> {
+    let name = required_text("userName", value)?;
+    if name.chars().count() > 254 || name.chars().any(char::is_control) {
+        return Err(ScimError::invalid_value(
+            "`userName` must have 1 to 254 characters and no control characters",
+        ));
     }
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -185,7 +160,7 @@ mod tests {
     fn alice() -> UserDraft {
         UserDraft::from_body(
             &json!({"userName": "alice@acme.test", "name": {"givenName": "Alice"}, "title": "x"}),
-            true,
+            None,
         )
         .unwrap()
     }
@@ -197,19 +172,61 @@ mod tests {
     }
 
     #[test]
-    fn a_body_needs_a_username_that_is_an_email() {
+    fn a_body_needs_a_username_of_one_to_254_characters_without_control_characters() {
         assert_eq!(alice().attributes.given_name.as_deref(), Some("Alice"));
         assert!(alice().active);
         for body in [
             json!({}),
-            json!({"userName": "alice"}),
+            json!({"userName": "   "}),
+            json!({"userName": "a\u{1b}b"}),
+            json!({"userName": "x".repeat(255)}),
             json!({"userName": 7}),
             json!([]),
         ] {
-            assert!(UserDraft::from_body(&body, true).is_err(), "{body}");
+            assert!(UserDraft::from_body(&body, None).is_err(), "{body}");
         }
-        let inactive = UserDraft::from_body(&json!({"userName": "a@b", "active": false}), true);
+        let any = UserDraft::from_body(&json!({"userName": "  Alice Smith (EU) "}), None);
+        assert_eq!(any.unwrap().attributes.email, "Alice Smith (EU)", "trimmed");
+        let longest = json!({"userName": "x".repeat(254)});
+        assert!(UserDraft::from_body(&longest, None).is_ok());
+        let inactive = UserDraft::from_body(&json!({"userName": "a@b", "active": false}), None);
         assert!(!inactive.unwrap().active);
+    }
+
+    #[test]
+    fn emails_follow_to_the_username_only_when_it_is_an_email_address() {
+        let set_email = json!({"Operations": [
+            {"op": "add", "path": "emails", "value": [{"value": "al@acme.test", "type": "work"}]},
+        ]});
+        let mut bob = UserDraft::from_body(&json!({"userName": "bob"}), None).unwrap();
+        bob.apply(&operations(&set_email).unwrap()).unwrap();
+        assert_eq!(
+            bob.attributes.email, "bob",
+            "not an email: stays the identifier"
+        );
+        let emails = bob.attributes.emails.unwrap();
+        assert_eq!(emails, json!([{"value": "al@acme.test", "type": "work"}]));
+        assert_eq!(patched(set_email).unwrap().attributes.email, "al@acme.test");
+    }
+
+    #[test]
+    fn removing_name_emails_or_active_unassigns_them_and_keeps_the_state() {
+        let mut suspended = alice();
+        suspended.active = false;
+        let remove = json!({"Operations": [
+            {"op": "remove", "path": "name"},
+            {"op": "remove", "path": "emails"},
+            {"op": "remove", "path": "active"},
+        ]});
+        suspended.apply(&operations(&remove).unwrap()).unwrap();
+        let a = &suspended.attributes;
+        assert_eq!((&a.given_name, &a.name_formatted), (&None, &None));
+        assert_eq!(a.emails, Some(json!([])));
+        assert!(a.active_unassigned);
+        assert!(!suspended.active, "removing `active` reactivates nobody");
+        let set = json!({"Operations": [{"op": "add", "path": "active", "value": true}]});
+        suspended.apply(&operations(&set).unwrap()).unwrap();
+        assert!(suspended.active && !suspended.attributes.active_unassigned);
     }
 
     #[test]
@@ -246,7 +263,7 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         for op in [
-            json!({"op": "replace", "path": "userName", "value": "not an email"}),
+            json!({"op": "replace", "path": "userName", "value": "line\nbreak"}),
             json!({"op": "remove", "path": "userName"}),
             json!({"op": "replace", "path": "active", "value": "maybe"}),
             json!({"op": "replace", "path": "displayName", "value": "x".repeat(300)}),

@@ -28,6 +28,7 @@ mod proxy;
 mod reauth;
 mod scim_auth;
 mod scim_client;
+mod scim_conformance;
 mod scim_fuzz;
 mod scim_groups;
 mod scim_users;

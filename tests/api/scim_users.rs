@@ -40,7 +40,11 @@ async fn a_provisioned_user_is_created_with_its_location_and_etag_and_reads_back
     assert_eq!(created.header("content-type"), "application/scim+json");
     assert_eq!(user["userName"], "Carol@Acme.test");
     assert_eq!(user["name"]["formatted"], "Carol King");
-    assert_eq!(user["emails"][0]["type"], "work");
+    assert_eq!(
+        user["emails"],
+        json!([{"value": "Carol@Acme.test", "primary": true}]),
+        "as given: no type made up"
+    );
     assert_eq!(user["active"], true);
     assert_eq!(user["externalId"], "00u1");
     let read = s.get(&users(&user["id"])).await;
@@ -400,7 +404,7 @@ async fn bad_bodies_are_scim_errors_and_write_nothing() {
     };
 
     let bad_json = send(raw("{\"userName\": ", "application/scim+json")).await;
-    let not_an_email = send(raw("{\"userName\": \"carol\"}", "application/json")).await;
+    let control_chars = send(raw("{\"userName\": \"car\\u0007ol\"}", "application/json")).await;
     let wrong_type = send(raw("userName=carol", "application/x-www-form-urlencoded")).await;
     let big = format!(
         "{{\"userName\": \"a@b.c\", \"x\": \"{}\"}}",
@@ -423,7 +427,7 @@ async fn bad_bodies_are_scim_errors_and_write_nothing() {
 
     assert_eq!(bad_json, (StatusCode::BAD_REQUEST, json!("invalidSyntax")));
     assert_eq!(
-        not_an_email,
+        control_chars,
         (StatusCode::BAD_REQUEST, json!("invalidValue"))
     );
     assert_eq!(wrong_type.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);

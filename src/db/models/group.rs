@@ -1,5 +1,7 @@
 //! Groups provisioned by an org's IdP over SCIM, and their members (users of the same org).
 
+use std::collections::{HashMap, HashSet};
+
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
@@ -31,6 +33,16 @@ pub struct Member {
     pub group_name: String,
     pub user_id: UserId,
     pub email: String,
+    /// `members.type` and `members.display` as the IdP set them.
+    pub member_type: Option<String>,
+    pub display: Option<String>,
+}
+
+/// What a SCIM client said of one member besides its id: `type` and `display`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberDetails {
+    pub member_type: Option<String>,
+    pub display: Option<String>,
 }
 
 /// A condition on groups; a search matches those meeting all of its conditions.
@@ -142,13 +154,14 @@ impl Group {
             .await
     }
 
-    /// Adds `added` (users of the group's org, checked by the caller) to the group's members and
-    /// removes `removed`.
+    /// Adds `added` (users of the group's org, checked by the caller) to the group's members,
+    /// removes `removed`, and sets the details of the members in `details`.
     pub async fn change_members(
         conn: &mut AsyncPgConnection,
         id: GroupId,
         added: &[UserId],
         removed: &[UserId],
+        details: &HashMap<UserId, MemberDetails>,
     ) -> QueryResult<()> {
         if !removed.is_empty() {
             diesel::delete(
@@ -159,24 +172,48 @@ impl Group {
             .execute(conn)
             .await?;
         }
-        if added.is_empty() {
-            return Ok(());
+        let none = MemberDetails::default();
+        if !added.is_empty() {
+            let rows: Vec<_> = added
+                .iter()
+                .map(|user| {
+                    let d = details.get(user).unwrap_or(&none);
+                    (
+                        group_members::group_id.eq(id),
+                        group_members::user_id.eq(*user),
+                        group_members::member_type.eq(d.member_type.clone()),
+                        group_members::display.eq(d.display.clone()),
+                    )
+                })
+                .collect();
+            diesel::insert_into(group_members::table)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
         }
-        let rows: Vec<_> = added
+        // Members named again: one update for all of them.
+        let new: HashSet<&UserId> = added.iter().collect();
+        let (again, (types, displays)): (Vec<uuid::Uuid>, (Vec<_>, Vec<_>)) = details
             .iter()
-            .map(|user| {
-                (
-                    group_members::group_id.eq(id),
-                    group_members::user_id.eq(*user),
-                )
-            })
-            .collect();
-        diesel::insert_into(group_members::table)
-            .values(rows)
-            .on_conflict_do_nothing()
+            .filter(|(user, _)| !new.contains(user))
+            .map(|(user, d)| (user.0, (d.member_type.clone(), d.display.clone())))
+            .unzip();
+        if !again.is_empty() {
+            use diesel::sql_types::{Array, Nullable, Text, Uuid};
+            diesel::sql_query(
+                "UPDATE group_members m SET member_type = d.member_type, display = d.display \
+                 FROM unnest($2, $3, $4) AS d(user_id, member_type, display) \
+                 WHERE m.group_id = $1 AND m.user_id = d.user_id",
+            )
+            .bind::<Uuid, _>(id)
+            .bind::<Array<Uuid>, _>(again)
+            .bind::<Array<Nullable<Text>>, _>(types)
+            .bind::<Array<Nullable<Text>>, _>(displays)
             .execute(conn)
-            .await
-            .map(drop)
+            .await?;
+        }
+        Ok(())
     }
 
     /// The members of `groups`, with each group's name (for groups and for users alike).
@@ -205,24 +242,38 @@ impl Group {
             Of::Groups(ids) => query.filter(group_members::group_id.eq_any(ids)),
             Of::Users(ids) => query.filter(group_members::user_id.eq_any(ids)),
         };
-        let rows: Vec<(GroupId, String, UserId, String)> = query
+        type Row = (
+            GroupId,
+            String,
+            UserId,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = query
             .order((groups::display_name, users::email))
             .select((
                 group_members::group_id,
                 groups::display_name,
                 group_members::user_id,
                 users::email,
+                group_members::member_type,
+                group_members::display,
             ))
             .load(conn)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(group_id, group_name, user_id, email)| Member {
-                group_id,
-                group_name,
-                user_id,
-                email,
-            })
+            .map(
+                |(group_id, group_name, user_id, email, member_type, display)| Member {
+                    group_id,
+                    group_name,
+                    user_id,
+                    email,
+                    member_type,
+                    display,
+                },
+            )
             .collect())
     }
 

@@ -15,7 +15,7 @@ pub mod todo;
 pub mod user;
 
 pub use access_token::AccessToken;
-pub use group::{Group, GroupCriterion, Member};
+pub use group::{Group, GroupCriterion, Member, MemberDetails};
 pub use instance_secret::InstanceSecret;
 pub use oidc_login::OidcLogin;
 pub use org::{NewOrg, Org};

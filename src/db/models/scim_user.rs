@@ -30,6 +30,12 @@ pub struct UserAttributes {
     pub display_name: Option<String>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
+    /// `name.formatted` as set (`None`: derived).
+    pub name_formatted: Option<String>,
+    /// `emails` as set, a JSON array (`None`: never set, derived from the `userName`).
+    pub emails: Option<serde_json::Value>,
+    /// The IdP removed `active`: not shown, the state unchanged.
+    pub active_unassigned: bool,
 }
 
 impl UserAttributes {
@@ -41,6 +47,9 @@ impl UserAttributes {
             display_name: user.display_name.clone(),
             given_name: user.given_name.clone(),
             family_name: user.family_name.clone(),
+            name_formatted: user.name_formatted.clone(),
+            emails: user.emails.clone(),
+            active_unassigned: user.active_unassigned,
         }
     }
 }
@@ -65,6 +74,9 @@ impl User {
                 users::display_name.eq(&attributes.display_name),
                 users::given_name.eq(&attributes.given_name),
                 users::family_name.eq(&attributes.family_name),
+                users::name_formatted.eq(&attributes.name_formatted),
+                users::emails.eq(&attributes.emails),
+                users::active_unassigned.eq(attributes.active_unassigned),
             ))
             .returning(User::as_returning())
             .get_result(conn)
@@ -84,6 +96,9 @@ impl User {
                 users::display_name.eq(&attributes.display_name),
                 users::given_name.eq(&attributes.given_name),
                 users::family_name.eq(&attributes.family_name),
+                users::name_formatted.eq(&attributes.name_formatted),
+                users::emails.eq(&attributes.emails),
+                users::active_unassigned.eq(attributes.active_unassigned),
                 users::managed_by.eq(ManagedBy::Scim),
                 users::version.eq(users::version + 1),
                 users::updated_at.eq(OffsetDateTime::now_utc()),

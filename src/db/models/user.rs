@@ -40,6 +40,12 @@ pub struct User {
     /// Bumped by every change: the SCIM resource's version.
     pub version: i64,
     pub updated_at: OffsetDateTime,
+    /// SCIM `name.formatted` as the IdP set it.
+    pub name_formatted: Option<String>,
+    /// SCIM `emails` as the IdP set them (`None`: never set).
+    pub emails: Option<serde_json::Value>,
+    /// The IdP removed `active`: it is not shown (the state is unchanged).
+    pub active_unassigned: bool,
 }
 
 impl std::fmt::Debug for User {

@@ -1,24 +1,33 @@
 //! `/ServiceProviderConfig`, `/ResourceTypes` and `/Schemas`: static documents (nothing of any
 //! org), so no credential is needed to read them.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, Route, web};
 use serde_json::Value;
 
-use super::reply::{base, document};
+use super::reply::{self, base, document};
 use crate::{
     config::PublicUrl,
     scim::{error::ScimError, list, schemas},
 };
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route(
+    // Read-only documents: any other method is 405 (RFC 7644 §3.12), not 404.
+    let read_only = |path: &str, route: Route| {
+        web::resource(path.to_owned())
+            .route(route)
+            .default_service(web::to(reply::method_not_allowed))
+    };
+    cfg.service(read_only(
         "/ServiceProviderConfig",
         web::get().to(service_provider_config),
-    )
-    .route("/ResourceTypes", web::get().to(resource_types))
-    .route("/ResourceTypes/{id}", web::get().to(resource_type))
-    .route("/Schemas", web::get().to(all_schemas))
-    .route("/Schemas/{id}", web::get().to(schema));
+    ))
+    .service(read_only("/ResourceTypes", web::get().to(resource_types)))
+    .service(read_only(
+        "/ResourceTypes/{id}",
+        web::get().to(resource_type),
+    ))
+    .service(read_only("/Schemas", web::get().to(all_schemas)))
+    .service(read_only("/Schemas/{id}", web::get().to(schema)));
 }
 
 async fn service_provider_config(url: web::Data<PublicUrl>) -> HttpResponse {

@@ -17,7 +17,7 @@ use crate::{
     config::PublicUrl,
     db::{
         Pool,
-        ids::{GroupId, UserId},
+        ids::{GroupId, OrgId, UserId},
         models::{Group, GroupCriterion, RevocationSource, User},
     },
     error::is_unique_violation,
@@ -27,7 +27,7 @@ use crate::{
         etag::IfMatch,
         filter::{self, Attr, Resource},
         group_draft::GroupDraft,
-        list::{self, Page, Projection},
+        list::{self, ListQuery, Page, Projection},
         patch::{clip, operations},
         resource,
     },
@@ -35,6 +35,11 @@ use crate::{
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/Groups/.search")
+            .route(web::post().to(search_groups))
+            .default_service(web::to(reply::method_not_allowed)),
+    )
+    .service(
         web::resource("/Groups")
             .route(web::get().to(list_groups))
             .route(web::post().to(create_group))
@@ -78,37 +83,66 @@ fn criteria(filter: Option<&str>) -> Result<Vec<GroupCriterion>, ScimError> {
         .collect()
 }
 
+/// One page (`offset`, at most `limit`) of the org's groups matching `query`, each with the
+/// attributes asked for, and how many match in all.
+pub(super) async fn page(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    query: &ListQuery,
+    (offset, limit): (i64, i64),
+    base: &str,
+) -> Result<(Vec<Value>, i64), ScimError> {
+    let criteria = criteria(query.filter.as_deref())?;
+    let projection = Projection::from_query(query);
+    let (groups, total) = Group::search(conn, org, &criteria, offset, limit).await?;
+    let members = if projection.includes("members") {
+        let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
+        Some(Group::members_of(conn, &ids).await?)
+    } else {
+        None
+    };
+    let resources = groups
+        .iter()
+        .map(|g| projection.apply(resource::group(g, members.as_deref(), base)))
+        .collect();
+    Ok((resources, total))
+}
+
+/// A list of groups: `GET /Groups` or `POST /Groups/.search`.
+async fn respond(
+    client: &ScimClient,
+    query: &ListQuery,
+    pool: &Pool,
+    url: &PublicUrl,
+) -> Result<HttpResponse, ScimError> {
+    let page_asked = Page::from_query(query)?;
+    let mut conn = pool.get().await?;
+    let window = (page_asked.offset(), page_asked.count);
+    let (resources, total) = page(&mut conn, client.org_id(), query, window, &base(url)).await?;
+    Ok(reply::document(&list::response(
+        resources, total, page_asked,
+    )))
+}
+
 async fn list_groups(
     client: ScimClient,
     req: HttpRequest,
     pool: web::Data<Pool>,
     url: web::Data<PublicUrl>,
 ) -> Result<HttpResponse, ScimError> {
-    let query = reply::query(&req)?;
-    let page = Page::from_query(&query)?;
-    let criteria = criteria(query.filter.as_deref())?;
-    let projection = Projection::from_query(&query);
-    let mut conn = pool.get().await?;
-    let (groups, total) = Group::search(
-        &mut conn,
-        client.org_id(),
-        &criteria,
-        page.offset(),
-        page.count,
-    )
-    .await?;
-    let members = if projection.includes("members") {
-        let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
-        Some(Group::members_of(&mut conn, &ids).await?)
-    } else {
-        None
-    };
-    let base = base(&url);
-    let resources = groups
-        .iter()
-        .map(|g| projection.apply(resource::group(g, members.as_deref(), &base)))
-        .collect();
-    Ok(reply::document(&list::response(resources, total, page)))
+    respond(&client, &reply::query(&req)?, &pool, &url).await
+}
+
+/// `POST /Groups/.search` (RFC 7644 §3.4.3): the query in a `SearchRequest` body.
+async fn search_groups(
+    client: ScimClient,
+    req: HttpRequest,
+    payload: web::Payload,
+    pool: web::Data<Pool>,
+    url: web::Data<PublicUrl>,
+) -> Result<HttpResponse, ScimError> {
+    let query = crate::scim::search::query(&reply::json_body(&req, payload).await?)?;
+    respond(&client, &query, &pool, &url).await
 }
 
 async fn render(
@@ -178,7 +212,7 @@ async fn write(
         None => Group::create(conn, org, &draft.display_name, external_id).await,
     }
     .map_err(duplicate)?;
-    Group::change_members(conn, group.id, &added, &removed).await?;
+    Group::change_members(conn, group.id, &added, &removed, &draft.details).await?;
     audit_memberships(conn, org, &group.display_name, &added, &removed, by).await?;
     let was = existing.map(|g| Snapshot {
         name: &g.display_name,

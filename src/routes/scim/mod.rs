@@ -7,6 +7,7 @@ mod discovery;
 mod groups;
 mod membership;
 mod reply;
+mod search;
 mod users;
 
 use actix_web::web;
@@ -19,6 +20,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(users::config)
             .configure(groups::config)
             .configure(discovery::config)
+            .configure(search::config)
             .default_service(web::to(reply::not_found)),
     );
 }

@@ -15,7 +15,7 @@ use crate::{
     config::PublicUrl,
     db::{
         Pool,
-        ids::{AccountState, UserId},
+        ids::{AccountState, OrgId, UserId},
         models::{Action, Group, RevocationSource, User, UserAttributes, UserCriterion},
     },
     error::is_unique_violation,
@@ -24,7 +24,7 @@ use crate::{
         error::ScimError,
         etag::IfMatch,
         filter::{self, Attr, Resource},
-        list::{self, Page, Projection},
+        list::{self, ListQuery, Page, Projection},
         patch::operations,
         resource,
         user_draft::UserDraft,
@@ -33,6 +33,11 @@ use crate::{
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/Users/.search")
+            .route(web::post().to(search_users))
+            .default_service(web::to(reply::method_not_allowed)),
+    )
+    .service(
         web::resource("/Users")
             .route(web::get().to(list_users))
             .route(web::post().to(create_user))
@@ -82,37 +87,66 @@ async fn render(conn: &mut AsyncPgConnection, user: &User, base: &str) -> Result
     Ok(resource::user(user, &groups, base))
 }
 
+/// One page (`offset`, at most `limit`) of the org's users matching `query`, each with the
+/// attributes asked for, and how many match in all.
+pub(super) async fn page(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    query: &ListQuery,
+    (offset, limit): (i64, i64),
+    base: &str,
+) -> Result<(Vec<Value>, i64), ScimError> {
+    let criteria = criteria(query.filter.as_deref())?;
+    let projection = Projection::from_query(query);
+    let (users, total) = User::search(conn, org, &criteria, offset, limit).await?;
+    let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+    let groups = if projection.includes("groups") {
+        Group::groups_of(conn, &ids).await?
+    } else {
+        Vec::new()
+    };
+    let resources = users
+        .iter()
+        .map(|u| projection.apply(resource::user(u, &groups, base)))
+        .collect();
+    Ok((resources, total))
+}
+
+/// A list of users: `GET /Users` or `POST /Users/.search`.
+async fn respond(
+    client: &ScimClient,
+    query: &ListQuery,
+    pool: &Pool,
+    url: &PublicUrl,
+) -> Result<HttpResponse, ScimError> {
+    let page_asked = Page::from_query(query)?;
+    let mut conn = pool.get().await?;
+    let window = (page_asked.offset(), page_asked.count);
+    let (resources, total) = page(&mut conn, client.org_id(), query, window, &base(url)).await?;
+    Ok(reply::document(&list::response(
+        resources, total, page_asked,
+    )))
+}
+
 async fn list_users(
     client: ScimClient,
     req: HttpRequest,
     pool: web::Data<Pool>,
     url: web::Data<PublicUrl>,
 ) -> Result<HttpResponse, ScimError> {
-    let query = reply::query(&req)?;
-    let page = Page::from_query(&query)?;
-    let criteria = criteria(query.filter.as_deref())?;
-    let projection = Projection::from_query(&query);
-    let mut conn = pool.get().await?;
-    let (users, total) = User::search(
-        &mut conn,
-        client.org_id(),
-        &criteria,
-        page.offset(),
-        page.count,
-    )
-    .await?;
-    let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
-    let groups = if projection.includes("groups") {
-        Group::groups_of(&mut conn, &ids).await?
-    } else {
-        Vec::new()
-    };
-    let base = base(&url);
-    let resources = users
-        .iter()
-        .map(|u| projection.apply(resource::user(u, &groups, &base)))
-        .collect();
-    Ok(reply::document(&list::response(resources, total, page)))
+    respond(&client, &reply::query(&req)?, &pool, &url).await
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3): the query in a `SearchRequest` body.
+async fn search_users(
+    client: ScimClient,
+    req: HttpRequest,
+    payload: web::Payload,
+    pool: web::Data<Pool>,
+    url: web::Data<PublicUrl>,
+) -> Result<HttpResponse, ScimError> {
+    let query = crate::scim::search::query(&reply::json_body(&req, payload).await?)?;
+    respond(&client, &query, &pool, &url).await
 }
 
 async fn get_user(
@@ -194,7 +228,7 @@ async fn create_user(
     url: web::Data<PublicUrl>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
-    let draft = UserDraft::from_body(&reply::json_body(&req, payload).await?, true)?;
+    let draft = UserDraft::from_body(&reply::json_body(&req, payload).await?, None)?;
     let request_id = request_id.to_string();
     let by = Requester::new(RevocationSource::Scim, &client.actor, &request_id);
     let mut conn = pool.get().await?;
@@ -255,18 +289,18 @@ async fn update(
                 .await?
                 .ok_or_else(not_found)?;
             if_match.check(user.version)?;
-            let active = user.state == AccountState::Active;
+            let current = UserDraft {
+                attributes: UserAttributes::of(&user),
+                active: user.state == AccountState::Active,
+            };
             let draft = match (&change, &operations) {
                 (Change::Patch(_), Some(operations)) => {
-                    let mut draft = UserDraft {
-                        attributes: UserAttributes::of(&user),
-                        active,
-                    };
+                    let mut draft = current;
                     draft.apply(operations)?;
                     draft
                 }
                 (Change::Replace(body), _) | (Change::Patch(body), None) => {
-                    UserDraft::from_body(body, active)?
+                    UserDraft::from_body(body, Some(&current))?
                 }
             };
             write(conn, &client, user, &draft, by).await
