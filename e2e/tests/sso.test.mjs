@@ -30,13 +30,15 @@ before(async () => {
   app = await startApp();
   const alice = app.accounts.alice;
   // The story links alice's existing (password) account to her IdP identity, which an org must
-  // opt into (IPSIE: no linking by default), and keeps a password device, which in an org with
-  // SSO only a break-glass user may have.
+  // opt into (IPSIE: no linking by default), and keeps password devices (alice's, bob's), which in
+  // an org with SSO only break-glass users may have.
   idp = await startOrgIdp(app, {
     accounts: { [alice.email]: { sub: '00u-alice', email: alice.email, email_verified: true } },
     linkByEmail: true,
   });
-  await app.cli(['user', 'break-glass', '--org', app.org.slug, '--email', alice.email, 'true', '--json']);
+  for (const who of [alice, app.accounts.bob]) {
+    await app.cli(['user', 'break-glass', '--org', app.org.slug, '--email', who.email, 'true', '--json']);
+  }
   browser = await launchBrowser({ extraArgs: LOCAL_ONLY_ARGS }); // the provider's pages ask for a Google font
 });
 

@@ -117,3 +117,52 @@ pub async fn hash_password(password: &str) -> Result<String, CliError> {
             .context("hashing stopped")??,
     )
 }
+
+/// A bearer credential (API key, SCIM token) as `list` and `revoke` commands print it.
+pub struct Credential<'a> {
+    pub prefix: &'a str,
+    pub created_at: time::OffsetDateTime,
+    pub last_used_at: Option<time::OffsetDateTime>,
+    pub revoked_at: Option<time::OffsetDateTime>,
+}
+
+/// Prints an org's credentials: one JSON object listing them under `field`, or a line each.
+pub fn print_credentials(org: &str, field: &str, credentials: &[Credential<'_>], json: bool) {
+    if json {
+        let items: Vec<_> = credentials
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "prefix": c.prefix,
+                    "created_at": c.created_at.unix_timestamp(),
+                    "last_used_at": c.last_used_at.map(|t| t.unix_timestamp()),
+                    "revoked_at": c.revoked_at.map(|t| t.unix_timestamp()),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "org": org, field: items }));
+        return;
+    }
+    for c in credentials {
+        let state = if c.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "live"
+        };
+        let created = crate::page::format_time(&c.created_at);
+        println!("{}  {state}  created {created}", c.prefix);
+    }
+}
+
+/// Prints that `what` (say "API key") `revoked` of `org` was revoked.
+pub fn print_revoked(org: &str, what: &str, revoked: &Credential<'_>, json: bool) {
+    if json {
+        let at = revoked.revoked_at.map(|t| t.unix_timestamp());
+        println!(
+            "{}",
+            serde_json::json!({ "org": org, "prefix": revoked.prefix, "revoked_at": at })
+        );
+    } else {
+        println!("Revoked {what} {} of `{org}`.", revoked.prefix);
+    }
+}

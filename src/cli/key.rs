@@ -5,7 +5,7 @@ use clap::Subcommand;
 use diesel_async::AsyncPgConnection;
 use serde_json::json;
 
-use super::common::{CliError, find_org};
+use super::common::{CliError, Credential, find_org, print_credentials, print_revoked};
 use crate::{db::models::OrgApiKey, secret_token};
 
 #[derive(Debug, Subcommand)]
@@ -86,49 +86,25 @@ async fn revoke(
                 org.slug
             )
         })?;
-    if json {
-        println!(
-            "{}",
-            json!({ "org": org.slug, "prefix": key.prefix,
-                    "revoked_at": key.revoked_at.map(|t| t.unix_timestamp()) })
-        );
-    } else {
-        println!("Revoked API key {} of `{}`.", key.prefix, org.slug);
-    }
+    print_revoked(&org.slug, "API key", &credential(&key), json);
     Ok(())
 }
 
 async fn list(conn: &mut AsyncPgConnection, slug: &str, json: bool) -> Result<(), CliError> {
     let org = find_org(conn, slug).await?;
-    let keys = OrgApiKey::list_for_org(conn, org.id)
+    let all = OrgApiKey::list_for_org(conn, org.id)
         .await
         .context("cannot list the API keys")?;
-    if json {
-        let keys: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                json!({
-                    "prefix": k.prefix,
-                    "created_at": k.created_at.unix_timestamp(),
-                    "last_used_at": k.last_used_at.map(|t| t.unix_timestamp()),
-                    "revoked_at": k.revoked_at.map(|t| t.unix_timestamp()),
-                })
-            })
-            .collect();
-        println!("{}", json!({ "org": org.slug, "keys": keys }));
-    } else {
-        for k in &keys {
-            let state = if k.revoked_at.is_some() {
-                "revoked"
-            } else {
-                "live"
-            };
-            println!(
-                "{}  {state}  created {}",
-                k.prefix,
-                crate::page::format_time(&k.created_at)
-            );
-        }
-    }
+    let listed: Vec<_> = all.iter().map(credential).collect();
+    print_credentials(&org.slug, "keys", &listed, json);
     Ok(())
+}
+
+fn credential(key: &OrgApiKey) -> Credential<'_> {
+    Credential {
+        prefix: &key.prefix,
+        created_at: key.created_at,
+        last_used_at: key.last_used_at,
+        revoked_at: key.revoked_at,
+    }
 }

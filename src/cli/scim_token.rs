@@ -6,7 +6,7 @@ use clap::Subcommand;
 use diesel_async::AsyncPgConnection;
 use serde_json::json;
 
-use super::common::{CliError, find_org};
+use super::common::{CliError, Credential, find_org, print_credentials, print_revoked};
 use crate::{db::models::ScimToken, secret_token};
 
 #[derive(Debug, Subcommand)]
@@ -87,49 +87,25 @@ async fn revoke(
                 org.slug
             )
         })?;
-    if json {
-        println!(
-            "{}",
-            json!({ "org": org.slug, "prefix": token.prefix,
-                    "revoked_at": token.revoked_at.map(|at| at.unix_timestamp()) })
-        );
-    } else {
-        println!("Revoked SCIM token {} of `{}`.", token.prefix, org.slug);
-    }
+    print_revoked(&org.slug, "SCIM token", &credential(&token), json);
     Ok(())
 }
 
 async fn list(conn: &mut AsyncPgConnection, slug: &str, json: bool) -> Result<(), CliError> {
     let org = find_org(conn, slug).await?;
-    let tokens = ScimToken::list_for_org(conn, org.id)
+    let all = ScimToken::list_for_org(conn, org.id)
         .await
         .context("cannot list the SCIM tokens")?;
-    if json {
-        let tokens: Vec<_> = tokens
-            .iter()
-            .map(|t| {
-                json!({
-                    "prefix": t.prefix,
-                    "created_at": t.created_at.unix_timestamp(),
-                    "last_used_at": t.last_used_at.map(|at| at.unix_timestamp()),
-                    "revoked_at": t.revoked_at.map(|at| at.unix_timestamp()),
-                })
-            })
-            .collect();
-        println!("{}", json!({ "org": org.slug, "tokens": tokens }));
-    } else {
-        for t in &tokens {
-            let state = if t.revoked_at.is_some() {
-                "revoked"
-            } else {
-                "live"
-            };
-            println!(
-                "{}  {state}  created {}",
-                t.prefix,
-                crate::page::format_time(&t.created_at)
-            );
-        }
-    }
+    let listed: Vec<_> = all.iter().map(credential).collect();
+    print_credentials(&org.slug, "tokens", &listed, json);
     Ok(())
+}
+
+fn credential(token: &ScimToken) -> Credential<'_> {
+    Credential {
+        prefix: &token.prefix,
+        created_at: token.created_at,
+        last_used_at: token.last_used_at,
+        revoked_at: token.revoked_at,
+    }
 }

@@ -4,6 +4,7 @@
 mod account_states;
 mod admin;
 mod admin_roles;
+mod admin_scim_tokens;
 mod admin_states;
 mod auth;
 mod backchannel;

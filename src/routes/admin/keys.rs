@@ -1,4 +1,5 @@
-//! `/admin/keys`: the org's Universal Logout API keys and identity-provider settings.
+//! `/admin/keys`: the org's Universal Logout API keys, SCIM tokens and identity-provider
+//! settings.
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -14,7 +15,7 @@ use crate::{
     config::PublicUrl,
     db::{
         Pool,
-        models::{Org, OrgApiKey, org::IdpSettings},
+        models::{Org, OrgApiKey, ScimToken, org::IdpSettings},
     },
     error::{AppError, is_unique_violation},
     flash::{self, Flash},
@@ -33,22 +34,36 @@ pub struct KeysPage {
     pub keys: Vec<OrgApiKey>,
     /// A key just created: shown this once.
     pub new_key: Option<String>,
+    /// The org's long-lived SCIM tokens.
+    pub scim_tokens: Vec<ScimToken>,
+    /// A SCIM token just created: shown this once.
+    pub new_scim_token: Option<String>,
     pub endpoint: String,
+    pub scim_base: String,
     pub redirect_uri: String,
+    pub initiate_uri: String,
+    pub post_logout_uri: String,
     pub backchannel_uri: String,
 }
 
-async fn render(
+/// A secret just issued, shown on the page this once.
+pub enum NewSecret {
+    ApiKey(String),
+    ScimToken(String),
+}
+
+pub async fn render(
     req: &HttpRequest,
     admin: &AdminUser,
     pool: &Pool,
-    new_key: Option<String>,
+    new_secret: Option<NewSecret>,
 ) -> Result<HttpResponse, AppError> {
     let mut conn = pool.get().await?;
     let org = Org::find(&mut conn, admin.0.org_id)
         .await?
         .ok_or_else(|| AppError::NotFound("Your organisation no longer exists.".into()))?;
     let keys = OrgApiKey::list_for_org(&mut conn, org.id).await?;
+    let scim_tokens = ScimToken::list_for_org(&mut conn, org.id).await?;
     let url = |path: &str| {
         req.app_data::<web::Data<PublicUrl>>()
             .map(|u| u.join(path))
@@ -56,7 +71,7 @@ async fn render(
     };
     let keys_page = KeysPage {
         // The page that shows a new key once carries no other message.
-        frame: if new_key.is_some() {
+        frame: if new_secret.is_some() {
             Frame::without_flash(Some(admin.0.viewer()))
         } else {
             admin.0.frame(req)
@@ -64,9 +79,20 @@ async fn render(
         section: "keys",
         org,
         keys,
-        new_key,
+        scim_tokens,
+        new_key: match &new_secret {
+            Some(NewSecret::ApiKey(key)) => Some(key.clone()),
+            _ => None,
+        },
+        new_scim_token: match new_secret {
+            Some(NewSecret::ScimToken(token)) => Some(token),
+            _ => None,
+        },
         endpoint: url(crate::routes::global_token_revocation::PATH),
+        scim_base: url("/scim/v2"),
         redirect_uri: url(crate::routes::auth::CALLBACK),
+        initiate_uri: url("/auth/oidc/initiate"),
+        post_logout_uri: url(crate::routes::auth::POST_LOGOUT_PATH),
         backchannel_uri: url(crate::routes::backchannel_logout::PATH),
     };
     let mut response = page::render(req, StatusCode::OK, keys_page);
@@ -102,7 +128,7 @@ pub async fn create(
         &req,
         &admin,
         &pool,
-        Some(secret_token::reveal(&issued).to_owned()),
+        Some(NewSecret::ApiKey(secret_token::reveal(&issued).to_owned())),
     )
     .await
 }

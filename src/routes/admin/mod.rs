@@ -10,6 +10,7 @@ mod dashboard;
 mod feed;
 mod keys;
 mod pager;
+mod scim_tokens;
 mod users;
 
 use actix_web::web;
@@ -46,5 +47,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(keys::create)),
         )
         .route("/admin/keys/{prefix}/revoke", web::post().to(keys::revoke))
-        .route("/admin/idp", web::post().to(keys::set_idp));
+        .route("/admin/idp", web::post().to(keys::set_idp))
+        .route("/admin/scim-tokens", web::post().to(scim_tokens::create))
+        .route(
+            "/admin/scim-tokens/{prefix}/revoke",
+            web::post().to(scim_tokens::revoke),
+        );
 }

@@ -5,6 +5,7 @@ mod logout;
 mod reauth;
 mod sso;
 
+pub use logout::POST_LOGOUT_PATH;
 pub use sso::CALLBACK;
 
 use actix_web::web;
