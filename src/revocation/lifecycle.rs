@@ -34,56 +34,65 @@ pub async fn set_state(
     to: AccountState,
     by: Requester<'_>,
 ) -> Result<Option<StateChange>, RevokeError> {
-    let change = conn
-        .transaction::<_, RevokeError, _>(async |conn| {
-            let Some(found) = User::lock_in_org(conn, org, user).await? else {
-                return Ok(None);
-            };
-            let from = found.state;
-            if from == to {
-                return Ok(Some(StateChange {
-                    user: found,
-                    changed: false,
-                    outcome: None,
-                }));
-            }
-            // Who, as the audit names them, within the column's 256 characters.
-            let changed_by: String = format!("{} ({})", by.source.label(), by.actor)
-                .chars()
-                .take(256)
-                .collect();
-            let after = User::set_state(conn, found.id, to, &changed_by).await?;
-            let detail = json!({ "before": { "state": from }, "after": { "state": to } });
-            let outcome = match to {
-                AccountState::Active => {
-                    announce(conn, org, found.id, by, Action::Reactivate, detail).await?;
-                    None
-                }
-                AccountState::Suspended | AccountState::Deleted => {
-                    let action = if to == AccountState::Deleted {
-                        Action::Delete
-                    } else {
-                        Action::Suspend
-                    };
-                    let target = Target::User(found.id);
-                    revoke(conn, org, target, by, action, Some(detail))
-                        .await?
-                        .into_iter()
-                        .next()
-                }
-            };
-            Ok(Some(StateChange {
-                user: after,
-                changed: true,
-                outcome,
-            }))
-        })
-        .await?;
-    if let Some(change) = change.as_ref().filter(|c| c.changed) {
-        tracing::info!(org_id = %org, user_id = %user, state = %change.user.state,
-            source = by.source.as_str(), "changed a user's state");
+    conn.transaction::<_, RevokeError, _>(async |conn| {
+        let Some(found) = User::lock_in_org(conn, org, user).await? else {
+            return Ok(None);
+        };
+        set_locked_state(conn, org, found, to, by).await.map(Some)
+    })
+    .await
+}
+
+/// [`set_state`] for a caller already inside a transaction that holds `found`'s row lock
+/// ([`User::lock_in_org`]): the same change, without a savepoint or a second lock (SCIM writes
+/// change attributes and state in one transaction).
+pub async fn set_locked_state(
+    conn: &mut AsyncPgConnection,
+    org: OrgId,
+    found: User,
+    to: AccountState,
+    by: Requester<'_>,
+) -> Result<StateChange, RevokeError> {
+    let from = found.state;
+    if from == to {
+        return Ok(StateChange {
+            user: found,
+            changed: false,
+            outcome: None,
+        });
     }
-    Ok(change)
+    // Who, as the audit names them, within the column's 256 characters.
+    let changed_by: String = format!("{} ({})", by.source.label(), by.actor)
+        .chars()
+        .take(256)
+        .collect();
+    let after = User::set_state(conn, found.id, to, &changed_by).await?;
+    let detail = json!({ "before": { "state": from }, "after": { "state": to } });
+    let outcome = match to {
+        AccountState::Active => {
+            announce(conn, org, found.id, by, Action::Reactivate, detail).await?;
+            None
+        }
+        AccountState::Suspended | AccountState::Deleted => {
+            let action = if to == AccountState::Deleted {
+                Action::Delete
+            } else {
+                Action::Suspend
+            };
+            let target = Target::User(found.id);
+            revoke(conn, org, target, by, action, Some(detail))
+                .await?
+                .into_iter()
+                .next()
+        }
+    };
+    tracing::info!(org_id = %org, user_id = %found.id, state = %to,
+        source = by.source.as_str(), "changed a user's state");
+    Ok(StateChange {
+        user: after,
+        changed: true,
+        outcome,
+    })
 }
 
 /// Audits a change that ends nothing and announces it to the org's dashboards.

@@ -15,7 +15,7 @@ use crate::{
     config::PublicUrl,
     db::{
         Pool,
-        ids::{AccountState, OrgId, UserId},
+        ids::{AccountState, ManagedBy, OrgId, UserId},
         models::{Action, Group, RevocationSource, User, UserAttributes, UserCriterion},
     },
     error::is_unique_violation,
@@ -196,15 +196,23 @@ async fn write(
 ) -> Result<User, ScimError> {
     let before = UserAttributes::of(&user);
     let was_active = user.state == AccountState::Active;
-    let mut after = User::set_attributes(conn, user.id, &draft.attributes)
-        .await
-        .map_err(duplicate)?;
+    let id = user.id;
+    // Nothing to write when nothing changed and the IdP already manages the user (a bare
+    // deactivation): one round trip less before the sessions end.
+    let unchanged = before == draft.attributes && user.managed_by == ManagedBy::Scim;
+    let mut after = if unchanged {
+        user
+    } else {
+        User::set_attributes(conn, id, &draft.attributes)
+            .await
+            .map_err(duplicate)?
+    };
     if before != draft.attributes {
         let detail = json!({
             "before": audited(&before, was_active),
             "after": audited(&draft.attributes, was_active),
         });
-        revocation::lifecycle::record(conn, client.org_id(), user.id, Action::Update, by, detail)
+        revocation::lifecycle::record(conn, client.org_id(), id, Action::Update, by, detail)
             .await?;
     }
     if was_active != draft.active {
@@ -213,9 +221,11 @@ async fn write(
         } else {
             AccountState::Suspended
         };
-        if let Some(change) = revocation::set_state(conn, client.org_id(), user.id, to, by).await? {
-            after = change.user;
-        }
+        // The user's row is locked by this transaction already (see `update`).
+        let org = client.org_id();
+        after = revocation::lifecycle::set_locked_state(conn, org, after, to, by)
+            .await?
+            .user;
     }
     Ok(after)
 }
@@ -372,7 +382,7 @@ async fn delete_user(
             .await?
             .ok_or_else(not_found)?;
         if_match.check(user.version)?;
-        revocation::set_state(conn, org, id, AccountState::Deleted, by).await?;
+        revocation::lifecycle::set_locked_state(conn, org, user, AccountState::Deleted, by).await?;
         Ok(())
     })
     .await?;
