@@ -173,3 +173,48 @@ async fn an_sso_user_asked_to_sign_in_again_authenticates_freshly_at_the_idp_and
         "the same session"
     );
 }
+
+#[tokio::test]
+async fn signing_in_again_through_the_idp_counts_against_the_start_limit() {
+    let s = setup(Value::Null, Default::default()).await;
+    let browser = s.app.browser();
+    assert_is_redirect_to(
+        &s.idp.sign_in(&browser, "acme", "alice@acme.test").await,
+        "/todos",
+    );
+    let alice = ual_todo::db::models::User::find_by_email(
+        &mut *s.app.conn().await,
+        s.acme.id,
+        "alice@acme.test",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let by = Requester {
+        source: RevocationSource::Reauth,
+        ..Requester::COMMAND_LINE
+    };
+    revocation::require_reauth(&mut *s.app.conn().await, s.acme.id, alice.id, by)
+        .await
+        .unwrap();
+
+    let mut refused = None;
+    for attempt in 1..=40 {
+        let answer = browser.get("/reauth?return=%2Ftodos").await;
+        if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(answer.headers().contains_key("retry-after"));
+            refused = Some(attempt);
+            break;
+        }
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "attempt {attempt}");
+    }
+
+    assert!(
+        refused.is_some(),
+        "forty starts from one address are not all let through"
+    );
+    assert!(
+        count(&s.app.db, "oidc_logins") <= 30,
+        "no more stored sign-ins than the limit"
+    );
+}

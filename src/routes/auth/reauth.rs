@@ -9,7 +9,9 @@ use askama_web::WebTemplate;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use super::sso::{begin, idp_of, initiate::local_path, redirect_to_idp};
+use super::sso::{
+    begin, idp_of, initiate::local_path, over_start_limit, redirect_to_idp, with_retry_after,
+};
 use crate::{
     auth::{
         CurrentUser, awaits_reauth, password,
@@ -59,6 +61,7 @@ pub async fn reauth_form(
     secrets: web::Data<SecretBox>,
     public_url: web::Data<PublicUrl>,
     signer: web::Data<CookieSigner>,
+    limits: web::Data<Limits>,
 ) -> Result<HttpResponse, AppError> {
     let back = back_to(query.back.as_deref(), &public_url);
     let Some(user) = CurrentUser::awaiting_reauth(&req) else {
@@ -74,6 +77,17 @@ pub async fn reauth_form(
         .and_then(|meta| meta.idp)
         .is_some();
     if federated {
+        // Each start stores a sign-in for ten minutes: the same limit as every other start.
+        if let Some((message, wait)) = over_start_limit(&req, &limits) {
+            let form = ReauthPage {
+                frame: Frame::without_flash(None),
+                email: user.email.clone(),
+                back,
+                error: Some(message),
+            };
+            let page = page::render(&req, StatusCode::TOO_MANY_REQUESTS, form);
+            return Ok(with_retry_after(page, wait));
+        }
         let mut conn = pool.get().await?;
         let org = Org::find(&mut conn, user.org_id).await?;
         if let Some(org) = org

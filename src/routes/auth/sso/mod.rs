@@ -204,7 +204,10 @@ pub fn redirect_to_idp(begun: Begun, signer: &CookieSigner) -> HttpResponse {
 }
 
 /// Whether an address is the start-of-sign-in limit's to refuse: `Some` is the answer.
-fn over_start_limit(req: &HttpRequest, limits: &Limits) -> Option<(String, std::time::Duration)> {
+pub(crate) fn over_start_limit(
+    req: &HttpRequest,
+    limits: &Limits,
+) -> Option<(String, std::time::Duration)> {
     let address = format!("ip:{}", limits.client_ip(req));
     let wait = limits.sso_start_per_ip.reserve(&address).err()?;
     let minutes = wait.as_secs().div_ceil(60);
@@ -216,7 +219,10 @@ fn over_start_limit(req: &HttpRequest, limits: &Limits) -> Option<(String, std::
 }
 
 /// `response` with a `Retry-After` of `wait`.
-fn with_retry_after(mut response: HttpResponse, wait: std::time::Duration) -> HttpResponse {
+pub(crate) fn with_retry_after(
+    mut response: HttpResponse,
+    wait: std::time::Duration,
+) -> HttpResponse {
     response.headers_mut().insert(
         header::RETRY_AFTER,
         header::HeaderValue::from_str(&rate_limit::seconds(wait)).expect("digits"),
