@@ -97,7 +97,7 @@ async fn suspending_ends_every_session_and_token_and_keeps_the_user_out() {
         "todos are kept"
     );
     let audit = format!(
-        "revocations WHERE user_id = '{}' AND source = 'cli' AND action = 'suspend' \
+        "revocations WHERE user_id = '{}' AND source = 'operator' AND action = 'suspend' \
          AND detail = '{{\"before\": {{\"state\": \"active\"}}, \"after\": {{\"state\": \"suspended\"}}}}'",
         alice.user.id
     );
@@ -372,7 +372,7 @@ async fn with_sso_only_break_glass_users_sign_in_with_a_password() {
     assert_eq!(
         count(
             &app.db,
-            "revocations WHERE action = 'break_glass' AND source = 'cli'"
+            "revocations WHERE action = 'break_glass' AND source = 'operator'"
         ),
         1
     );

@@ -22,26 +22,33 @@ pub enum RevocationSource {
     SelfService,
     /// The org's IdP, provisioning over SCIM.
     Scim,
-    /// An operator, on the command line.
-    Cli,
+    /// An operator, on the command line (`cli` in notices from older instances).
+    #[serde(alias = "cli")]
+    Operator,
     /// The IdP's session ended (the ID token's `session_expiry`).
     #[serde(rename = "idp_expiry")]
     IdpExpiry,
     /// The user was asked to sign in again (an admin or operator; IPSIE SL2).
     Reauth,
+    /// The org's IdP, through a Shared Signals CAEP event.
+    Caep,
+    /// The org's IdP, through a Shared Signals RISC event.
+    Risc,
 }
 
 impl RevocationSource {
     /// Every source, in the order filters list them.
-    pub const ALL: [RevocationSource; 8] = [
+    pub const ALL: [RevocationSource; 10] = [
         Self::Ual,
+        Self::Caep,
+        Self::Risc,
         Self::Scim,
         Self::Admin,
         Self::Backchannel,
         Self::IdpExpiry,
         Self::Reauth,
         Self::SelfService,
-        Self::Cli,
+        Self::Operator,
     ];
 
     /// The source stored as `value`.
@@ -57,9 +64,11 @@ impl RevocationSource {
             Self::Admin => "an administrator",
             Self::SelfService => "the user",
             Self::Scim => "SCIM provisioning",
-            Self::Cli => "an operator",
+            Self::Operator => "an operator",
             Self::IdpExpiry => "the end of the IdP session",
             Self::Reauth => "a request to sign in again",
+            Self::Caep => "a Shared Signals session event",
+            Self::Risc => "a Shared Signals account event",
         }
     }
 
@@ -71,9 +80,11 @@ impl RevocationSource {
             Self::Admin => "admin",
             Self::SelfService => "self",
             Self::Scim => "scim",
-            Self::Cli => "cli",
+            Self::Operator => "operator",
             Self::IdpExpiry => "idp_expiry",
             Self::Reauth => "reauth",
+            Self::Caep => "caep",
+            Self::Risc => "risc",
         }
     }
 }
