@@ -8,7 +8,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{CHANNEL, Notice, Outcome, Requester, RevokeError, Target, audit_row, revoke};
+use super::{
+    CHANNEL, Effect, NewState, Notice, Outcome, Requester, RevokeError, Target, audit_row, revoke,
+};
 use crate::db::{
     ids::{AccountState, OrgId, UserId},
     models::{Action, Revocation, SessionRecord, User},
@@ -54,6 +56,7 @@ pub async fn set_locked_state(
     by: Requester<'_>,
 ) -> Result<StateChange, RevokeError> {
     let from = found.state;
+    let id = found.id;
     if from == to {
         return Ok(StateChange {
             user: found,
@@ -66,27 +69,47 @@ pub async fn set_locked_state(
         .chars()
         .take(256)
         .collect();
-    let after = User::set_state(conn, found.id, to, &changed_by).await?;
     let detail = json!({ "before": { "state": from }, "after": { "state": to } });
-    let outcome = match to {
+    let (after, outcome) = match to {
         AccountState::Active => {
-            announce(conn, org, found.id, by, Action::Reactivate, detail).await?;
-            None
+            let after = User::reactivate(conn, id, &changed_by).await?;
+            announce(conn, org, id, by, Action::Reactivate, detail).await?;
+            (after, None)
         }
         AccountState::Suspended | AccountState::Deleted => {
-            let action = if to == AccountState::Deleted {
-                Action::Delete
-            } else {
-                Action::Suspend
+            // The state is set by the revocation statement itself: one round trip, on the row
+            // this transaction has locked, so the user afterwards is known without reading it.
+            let at = OffsetDateTime::now_utc();
+            let effect = Effect {
+                action: if to == AccountState::Deleted {
+                    Action::Delete
+                } else {
+                    Action::Suspend
+                },
+                detail: Some(detail),
+                state: Some(NewState {
+                    to,
+                    by: &changed_by,
+                    at,
+                }),
             };
-            let target = Target::User(found.id);
-            revoke(conn, org, target, by, action, Some(detail))
+            let outcome = revoke(conn, org, Target::User(id), by, effect)
                 .await?
                 .into_iter()
-                .next()
+                .next();
+            let after = User {
+                state: to,
+                state_changed_at: Some(at),
+                state_changed_by: Some(changed_by.clone()),
+                deleted_at: (to == AccountState::Deleted).then_some(at),
+                version: found.version + 1,
+                updated_at: at,
+                ..found
+            };
+            (after, outcome)
         }
     };
-    tracing::info!(org_id = %org, user_id = %found.id, state = %to,
+    tracing::info!(org_id = %org, user_id = %id, state = %to,
         source = by.source.as_str(), "changed a user's state");
     Ok(StateChange {
         user: after,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::db::{
-    ids::{OrgId, SessionId, UserId},
+    ids::{AccountState, OrgId, SessionId, UserId},
     models::{AccessToken, Action, NewRevocation, Revocation, RevocationSource},
 };
 
@@ -46,7 +46,7 @@ pub struct Requester<'a> {
 impl<'a> Requester<'a> {
     /// An operator on the command line.
     pub const COMMAND_LINE: Requester<'static> = Requester {
-        source: RevocationSource::Cli,
+        source: RevocationSource::Operator,
         actor: "command line",
         request_id: None,
         single_use: None,
@@ -128,7 +128,7 @@ pub async fn revoke_user(
     user: UserId,
     by: Requester<'_>,
 ) -> Result<Outcome, RevokeError> {
-    let outcomes = revoke(conn, org, Target::User(user), by, Action::Revoke, None).await?;
+    let outcomes = revoke(conn, org, Target::User(user), by, Effect::REVOKE).await?;
     outcomes
         .into_iter()
         .next()
@@ -152,7 +152,31 @@ pub async fn revoke_sessions(
     which: Sessions<'_>,
     by: Requester<'_>,
 ) -> Result<Vec<Outcome>, RevokeError> {
-    revoke(conn, org, Target::Sessions(which), by, Action::Revoke, None).await
+    revoke(conn, org, Target::Sessions(which), by, Effect::REVOKE).await
+}
+
+/// What the revocation statement records besides ending sessions: the audit row's action and
+/// detail, and (suspending or deleting) the user's new state, so that a state change and the
+/// end of its sessions are one statement.
+struct Effect<'a> {
+    action: Action,
+    detail: Option<serde_json::Value>,
+    state: Option<NewState<'a>>,
+}
+
+impl Effect<'_> {
+    const REVOKE: Effect<'static> = Effect {
+        action: Action::Revoke,
+        detail: None,
+        state: None,
+    };
+}
+
+/// A user's new state, who set it (as the audit names them) and when.
+struct NewState<'a> {
+    to: AccountState,
+    by: &'a str,
+    at: OffsetDateTime,
 }
 
 enum Target<'a> {
@@ -164,7 +188,8 @@ enum Target<'a> {
 /// spend the JWT id (a conflict means a replay, and then nothing else happens), delete the
 /// sessions, revoke the tokens (whole-user revocations only), write one audit row per user, and
 /// NOTIFY each of them, as `$12` (the action, with `$13` its detail). Exactly one of $5 (user),
-/// $6 (session), $7 (IdP session) is set. With no
+/// $6 (session), $7 (IdP session) is set. With $14 set (whole-user revocations only), the user's
+/// state becomes $14, changed by $15 at $16, and a deleted user leaves its groups. With no
 /// audit row (a replay, or no session matched) the outer join still yields one row, of NULLs:
 /// it must not NOTIFY, or every instance would log an unreadable notice.
 const REVOKE: &str = "
@@ -183,6 +208,16 @@ WITH spent AS (
 ), tokens AS (
     UPDATE access_tokens SET revoked_at = now()
     WHERE user_id = $5 AND revoked_at IS NULL AND (SELECT ok FROM allowed)
+    RETURNING 1
+), marked AS (
+    UPDATE users SET state = $14, state_changed_at = $16, state_changed_by = $15,
+                     deleted_at = CASE WHEN $14 = 'deleted' THEN $16 END,
+                     version = version + 1, updated_at = $16
+    WHERE id = $5 AND org_id = $4 AND $14::text IS NOT NULL AND (SELECT ok FROM allowed)
+    RETURNING 1
+), ungrouped AS (
+    DELETE FROM group_members
+    WHERE user_id = $5 AND $14::text = 'deleted' AND (SELECT ok FROM allowed)
     RETURNING 1
 ), per_user AS (
     SELECT $5::uuid AS user_id, ARRAY[]::uuid[] AS ids, (SELECT count(*) FROM ended) AS n
@@ -222,8 +257,7 @@ async fn revoke(
     org: OrgId,
     target: Target<'_>,
     by: Requester<'_>,
-    action: Action,
-    detail: Option<serde_json::Value>,
+    effect: Effect<'_>,
 ) -> Result<Vec<Outcome>, RevokeError> {
     let (user, session, idp_session) = match target {
         Target::User(user) => (Some(user.0), None, None),
@@ -243,8 +277,11 @@ async fn revoke(
         .bind::<Text, _>(by.actor)
         .bind::<Nullable<Text>, _>(by.request_id)
         .bind::<Text, _>(CHANNEL)
-        .bind::<Text, _>(action)
-        .bind::<Nullable<Jsonb>, _>(detail)
+        .bind::<Text, _>(effect.action)
+        .bind::<Nullable<Jsonb>, _>(effect.detail)
+        .bind::<Nullable<Text>, _>(effect.state.as_ref().map(|s| s.to.as_str()))
+        .bind::<Nullable<Text>, _>(effect.state.as_ref().map(|s| s.by))
+        .bind::<Nullable<Timestamptz>, _>(effect.state.as_ref().map(|s| s.at))
         .load(conn)
         .await?;
     if rows.iter().any(|row| !row.allowed) {

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use crate::db::{
     ids::{AccountState, ManagedBy, OrgId, UserId},
-    schema::{group_members, orgs, users},
+    schema::{orgs, users},
 };
 
 diesel::define_sql_function!(
@@ -182,27 +182,21 @@ impl User {
             .optional()
     }
 
-    /// Sets the state, says who did it and bumps the version; a deleted user also leaves every
-    /// group. Only [`crate::revocation::set_state`] calls it, which ends sessions and audits.
-    pub async fn set_state(
+    /// Makes a suspended user active again, says who did it and bumps the version. Only
+    /// [`crate::revocation::set_state`] calls it, which audits; suspending and deleting are part
+    /// of the revocation statement itself.
+    pub async fn reactivate(
         conn: &mut AsyncPgConnection,
         id: UserId,
-        state: AccountState,
         by: &str,
     ) -> QueryResult<User> {
         let now = OffsetDateTime::now_utc();
-        let deleted_at = (state == AccountState::Deleted).then_some(now);
-        if deleted_at.is_some() {
-            diesel::delete(group_members::table.filter(group_members::user_id.eq(id)))
-                .execute(conn)
-                .await?;
-        }
         diesel::update(users::table.find(id))
             .set((
-                users::state.eq(state),
+                users::state.eq(AccountState::Active),
                 users::state_changed_at.eq(now),
                 users::state_changed_by.eq(by),
-                users::deleted_at.eq(deleted_at),
+                users::deleted_at.eq(None::<OffsetDateTime>),
                 users::version.eq(users::version + 1),
                 users::updated_at.eq(now),
             ))
