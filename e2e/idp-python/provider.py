@@ -2,9 +2,9 @@
 
 idpyoidc (PyPI, IdentityPython) does the protocol: discovery, JWKS, authorization code with
 PKCE, the token endpoint, RP-initiated logout and back-channel logout (its own logout tokens,
-POSTed by its own code). This file only puts it on a socket (standard library HTTP server)
-and adds a login page that accepts any password. Configuration: IDP_CONFIG (JSON), see
-README.md. Prints one ready line: {"issuer":"http://127.0.0.1:PORT"}
+POSTed by its own code), configured in op.py. This file puts it on a socket with the standard
+library's HTTP server, driving it as idpyoidc's own Flask example does. Configuration:
+IDP_CONFIG (JSON), see README.md. Prints one ready line: {"issuer": "http://127.0.0.1:PORT"}
 """
 
 import html
@@ -18,19 +18,10 @@ from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from cryptojwt.jwt import JWT
 from idpyoidc.message.oauth2 import ResponseMessage
 from idpyoidc.message.oidc import AccessTokenRequest, AuthorizationRequest
-from idpyoidc.server import Server
-from idpyoidc.server.oauth2.add_on.pkce import CC_METHOD
-from idpyoidc.server.configure import OPConfiguration
-from idpyoidc.server.cookie_handler import CookieHandler
-from idpyoidc.server.exception import FailedAuthentication
-from idpyoidc.server.oidc.session import Session
-from idpyoidc.server.token.id_token import IDToken
-from idpyoidc.server.user_authn.authn_context import INTERNETPROTOCOLPASSWORD
-from idpyoidc.server.user_authn.user import UserAuthnMethod, create_signed_jwt
-from idpyoidc.util import split_uri
+
+import op
 
 # Largest request body read (forms and JSON here are small).
 MAX_BODY = 64 * 1024
@@ -45,227 +36,6 @@ def fail(message):
     sys.exit(1)
 
 
-# --- configuration ------------------------------------------------------------
-try:
-    CONFIG = json.loads(os.environ.get("IDP_CONFIG", ""))
-except ValueError as err:
-    fail(f"IDP_CONFIG must be set to a JSON document: {err}")
-CLIENTS = CONFIG.get("clients") or []
-ACCOUNTS = CONFIG.get("accounts") or {}
-# idpyoidc writes `aud` as an array; IPSIE SL1 wants one string, so by default the ID token
-# class below writes the client id alone. `"aud_as_array": true` keeps idpyoidc's own form.
-AUD_AS_ARRAY = bool(CONFIG.get("aud_as_array"))
-if not isinstance(CLIENTS, list) or not CLIENTS:
-    fail("IDP_CONFIG.clients must be a non-empty array")
-
-
-def account_for_login(login):
-    """The claims of `login`: configured, or made up (any login signs in), like e2e/idp."""
-    configured = ACCOUNTS.get(login)
-    if configured:
-        return {"sub": login, **configured}
-    email = login if "@" in login else f"{login}@example.test"
-    return {"sub": f"sub-{login}", "email": email, "email_verified": True}
-
-
-class Accounts:
-    """idpyoidc's user-info store, keyed by `sub` (the user id idpyoidc sessions carry)."""
-
-    def __init__(self):
-        self.by_sub = {}
-        for login in ACCOUNTS:
-            account = account_for_login(login)
-            self.by_sub[account["sub"]] = account
-
-    def remember(self, login):
-        account = account_for_login(login)
-        self.by_sub.setdefault(account["sub"], account)
-        return account["sub"]
-
-    def __call__(self, user_id, client_id, user_info_claims=None, **kwargs):
-        claims = dict(self.by_sub.get(user_id, {}))
-        if user_info_claims is None:
-            return claims
-        return {k: claims[k] for k in user_info_claims if k in claims}
-
-
-ACCOUNT_STORE = Accounts()
-
-
-# --- idpyoidc extension points -----------------------------------------------------
-class LoginForm(UserAuthnMethod):
-    """A login page for any login and any password; the login picks the account."""
-
-    url_endpoint = "/verify/user"
-
-    def __call__(self, **kwargs):
-        context = self.upstream_get("context")
-        keyjar = self.upstream_get("attribute", "keyjar")
-        # What the form's answer needs (the authorization request) rides in a signed JWT.
-        token = create_signed_jwt(context.issuer, keyjar, sign_alg="ES256", **kwargs)
-        return (
-            "<!doctype html><html lang=en><head><meta charset=utf-8><title>Sign-in</title>"
-            "</head><body><h1>Sign-in</h1>"
-            f'<form method=post action="{self.url_endpoint}">'
-            f'<input type=hidden name=token value="{html.escape(token)}">'
-            '<label>Login <input name=login autocomplete=username></label>'
-            '<label>Password <input type=password name=password></label>'
-            "<button type=submit>Sign-in</button></form></body></html>"
-        )
-
-    def verify(self, *args, **kwargs):
-        login = kwargs.get("login")
-        if not login:
-            raise FailedAuthentication("login is required")
-        return ACCOUNT_STORE.remember(login)
-
-
-class SingleAudienceJWT(JWT):
-    """cryptojwt's JWT with a one-element audience written as a plain string."""
-
-    @staticmethod
-    def put_together_aud(recv, aud=None):
-        together = JWT.put_together_aud(recv, aud)
-        return together[0] if len(together) == 1 else together
-
-
-class IPSIEIDToken(IDToken):
-    """idpyoidc's ID token, signed with a single-string `aud` (see AUD_AS_ARRAY)."""
-
-    def sign_encrypt(self, *args, **kwargs):
-        import idpyoidc.server.token.id_token as module
-
-        if AUD_AS_ARRAY:
-            return super().sign_encrypt(*args, **kwargs)
-        original = module.JWT
-        module.JWT = SingleAudienceJWT
-        try:
-            return super().sign_encrypt(*args, **kwargs)
-        finally:
-            module.JWT = original
-
-
-class EndSession(Session):
-    """idpyoidc's end-session endpoint without client authentication. RP-initiated logout is a
-    browser redirect that authenticates no client; idpyoidc 5.0.0's parse_request fails on the
-    result of its own "none" method (it reads a `token` that method never sets)."""
-
-    def client_authentication(self, request, http_info=None, **kwargs):
-        return {}
-
-
-def public_subject(uid, *args, **kwargs):
-    """The account's own `sub`, not a hash of it (idpyoidc's default)."""
-    return uid
-
-
-def endpoint(path, cls, **kwargs):
-    return {"path": path, "class": cls, "kwargs": kwargs}
-
-
-def server_config(issuer):
-    """idpyoidc's configuration: code flow with S256 PKCE, ES256, back-channel logout."""
-    return {
-        "issuer": issuer,
-        "keys": {
-            "key_defs": [{"type": "EC", "crv": "P-256", "use": ["sig"]}],
-            "uri_path": "jwks",
-        },
-        "preference": {
-            "id_token_signing_alg_values_supported": ["ES256"],
-            "subject_types_supported": ["public"],
-            "grant_types_supported": ["authorization_code"],
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-        },
-        "endpoint": {
-            "provider_config": endpoint(
-                ".well-known/openid-configuration",
-                "idpyoidc.server.oidc.provider_config.ProviderConfiguration",
-                client_authn_method=None,
-            ),
-            "authorization": endpoint(
-                "authorization",
-                "idpyoidc.server.oidc.authorization.Authorization",
-                client_authn_method=None,
-                response_types_supported=["code"],
-                response_modes_supported=["query"],
-            ),
-            "token": endpoint(
-                "token",
-                "idpyoidc.server.oidc.token.Token",
-                client_authn_method=["client_secret_basic", "client_secret_post"],
-            ),
-            "userinfo": endpoint("userinfo", "idpyoidc.server.oidc.userinfo.UserInfo"),
-            "session": endpoint(
-                "session",
-                f"{__name__}.EndSession",
-                logout_verify_url=f"{issuer}/verify_logout",
-                post_logout_uri_path="post_logout",
-                signing_alg="ES256",
-                backchannel_logout_supported=True,
-                backchannel_logout_session_supported=True,
-            ),
-        },
-        "add_on": {
-            "pkce": {
-                "function": "idpyoidc.server.oauth2.add_on.pkce.add_support",
-                "kwargs": {
-                    "essential": True,
-                    "code_challenge_methods": {"S256": CC_METHOD["S256"]},
-                },
-            }
-        },
-        "authentication": {
-            "user": {
-                "acr": INTERNETPROTOCOLPASSWORD,
-                "class": LoginForm,
-                "kwargs": {},
-            }
-        },
-        "userinfo": {"class": lambda **_: ACCOUNT_STORE, "kwargs": {}},
-        "token_handler_args": {
-            "code": {"kwargs": {"lifetime": 600}},
-            "token": {
-                "class": "idpyoidc.server.token.jwt_token.JWTToken",
-                "kwargs": {"lifetime": 3600},
-            },
-            "id_token": {
-                # idpyoidc imports token classes by name: this very module's.
-                "class": f"{__name__}.IPSIEIDToken",
-                "kwargs": {"lifetime": 3600, "add_claims_by_scope": True},
-            },
-        },
-        "session_params": {"sub_func": {"public": {"function": public_subject}}},
-        "httpc_params": {"verify": False, "timeout": 4},
-    }
-
-
-def registered(uris):
-    """Client metadata URIs as idpyoidc keeps them: (base, query) pairs."""
-    return [tuple(split_uri(uri)) for uri in uris]
-
-
-def client_record(client):
-    record = {
-        "client_id": client["client_id"],
-        "client_secret": client["client_secret"],
-        "redirect_uris": registered(client.get("redirect_uris", [])),
-        # idpyoidc checks a logout's redirect against the singular key.
-        "post_logout_redirect_uri": registered(client.get("post_logout_redirect_uris", [])),
-        "token_endpoint_auth_method": "client_secret_basic",
-        "response_types": ["code"],
-        "allowed_scopes": ["openid", "email", "profile"],
-        "id_token_signed_response_alg": "ES256",
-        "client_salt": "salt",
-    }
-    if client.get("backchannel_logout_uri"):
-        record["backchannel_logout_uri"] = client["backchannel_logout_uri"]
-        record["backchannel_logout_session_required"] = True
-    return record
-
-
-# --- HTTP -------------------------------------------------------------------------
 class Handler(BaseHTTPRequestHandler):
     server_version = "idp-python"
     protocol_version = "HTTP/1.1"
@@ -290,7 +60,7 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         try:
             if path == "/jwks":
-                return self.send(200, json.dumps(OP.keyjar.export_jwks()), "application/json")
+                return self.send(200, json.dumps(self.server.op.keyjar.export_jwks()), "application/json")
             if path == "/.well-known/openid-configuration":
                 return self.endpoint("provider_config", url)
             with self.lock:
@@ -326,7 +96,7 @@ class Handler(BaseHTTPRequestHandler):
         return {
             "headers": headers,
             "method": self.command,
-            "url": f"{OP.issuer}{self.path}",
+            "url": f"{self.server.op.issuer}{self.path}",
             "cookie": self.cookies(),
         }
 
@@ -353,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- idpyoidc endpoints, as idpyoidc's own Flask example drives them
     def endpoint(self, name, url):
-        endpoint = OP.get_endpoint(name)
+        endpoint = self.server.op.get_endpoint(name)
         info = self.http_info()
         try:
             if self.command == "GET":
@@ -390,7 +160,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def verify_user(self, url):
         """The login form's answer: the account, then idpyoidc finishes the authorization."""
-        authn = OP.context.authn_broker.get_method_by_id("user")
+        authn = self.server.op.context.authn_broker.get_method_by_id("user")
         form = self.form()
         try:
             user = authn.verify(**form)
@@ -398,7 +168,7 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as err:
             return self.error(400, "invalid_request", f"login: {err}")
         request = AuthorizationRequest().from_urlencoded(token["query"])
-        endpoint = OP.get_endpoint("authorization")
+        endpoint = self.server.op.get_endpoint("authorization")
         session_id = endpoint.create_session(
             request, user, token["authn_class_ref"], token["iat"], authn
         )
@@ -422,7 +192,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def rp_logout(self, url):
         """Confirmed: idpyoidc POSTs a logout token to every client's back-channel URI."""
-        endpoint = OP.get_endpoint("session")
+        endpoint = self.server.op.get_endpoint("session")
         form = self.form()
         try:
             info = endpoint.unpack_signed_jwt(form.get("sjwt", ""))
@@ -461,6 +231,13 @@ def set_cookie(cookie):
 
 
 def main():
+    try:
+        config = json.loads(os.environ.get("IDP_CONFIG", ""))
+    except ValueError as err:
+        fail(f"IDP_CONFIG must be set to a JSON document: {err}")
+    clients = config.get("clients")
+    if not isinstance(clients, list) or not clients:
+        fail("IDP_CONFIG.clients must be a non-empty array")
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO if os.environ.get("IDP_LOG") else logging.WARNING,
@@ -469,21 +246,15 @@ def main():
     # Back-channel deliveries (and their failures) are logged at INFO: always show them.
     logging.getLogger("idpyoidc.server.oidc.session").setLevel(logging.INFO)
     try:
-        httpd = ThreadingHTTPServer(("127.0.0.1", int(CONFIG.get("port") or 0)), Handler)
+        httpd = ThreadingHTTPServer(("127.0.0.1", int(config.get("port") or 0)), Handler)
     except OSError as err:
         fail(f"cannot listen: {err}")
     httpd.daemon_threads = True
     issuer = f"http://127.0.0.1:{httpd.server_address[1]}"
-    global OP
-    cookie_handler = CookieHandler(
-        keys={"key_defs": [
-            {"type": "OCT", "use": ["enc"], "kid": "enc"},
-            {"type": "OCT", "use": ["sig"], "kid": "sig"},
-        ]},
-        flags={},
-    )
-    OP = Server(OPConfiguration(server_config(issuer)), cookie_handler=cookie_handler)
-    OP.context.cdb = {c["client_id"]: client_record(c) for c in CLIENTS}
+    try:
+        httpd.op = op.build(issuer, config)
+    except Exception as err:
+        fail(f"invalid IDP_CONFIG: {err!r}")
     print(json.dumps({"issuer": issuer}), flush=True)
     try:
         httpd.serve_forever()
