@@ -43,6 +43,48 @@ pub fn client(app: &TestApp, client_id: &str) -> Value {
     })
 }
 
+/// Starts a provider process (`IDP_CONFIG` set by the caller) and waits for its one ready line,
+/// `{"issuer": …}`; its stderr is kept (and drained, so it never blocks) to explain a failed
+/// start.
+pub fn spawn_provider(mut command: Command) -> (Child, String) {
+    let mut process = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the provider starts");
+    let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+    let drain = {
+        let stderr = stderr.clone();
+        let pipe = BufReader::new(process.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in pipe.lines().map_while(Result::ok) {
+                let mut kept = stderr.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        })
+    };
+    let mut line = String::new();
+    BufReader::new(process.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+        let _ = process.wait();
+        let _ = drain.join();
+        panic!("the provider did not start: {}", stderr.lock().unwrap())
+    });
+    (process, ready["issuer"].as_str().unwrap().to_owned())
+}
+
+/// The person's browser at a provider: its own cookies, redirects not followed.
+pub fn provider_browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(Arc::new(reqwest::cookie::Jar::default()))
+        .build()
+        .unwrap()
+}
+
 impl OidcProvider {
     /// Starts the provider with these clients and accounts (`IDP_CONFIG`).
     pub fn start(clients: Vec<Value>, accounts: Value) -> OidcProvider {
@@ -66,42 +108,13 @@ impl OidcProvider {
         if !id_token_patch.is_null() {
             config["id_token_patch"] = id_token_patch;
         }
-        let mut process = Command::new("node")
-            .arg(script)
-            .env("IDP_CONFIG", config.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("node runs");
-        // Its stderr is kept (and drained, so it never blocks) to explain a failed start.
-        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
-        let drain = {
-            let stderr = stderr.clone();
-            let pipe = BufReader::new(process.stderr.take().unwrap());
-            std::thread::spawn(move || {
-                for line in pipe.lines().map_while(Result::ok) {
-                    stderr.lock().unwrap().push_str(&line);
-                }
-            })
-        };
-        let mut line = String::new();
-        BufReader::new(process.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-            let _ = process.wait();
-            let _ = drain.join();
-            panic!("the provider did not start: {}", stderr.lock().unwrap())
-        });
-        let browser = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_provider(Arc::new(reqwest::cookie::Jar::default()))
-            .build()
-            .unwrap();
+        let mut node = Command::new("node");
+        node.arg(script).env("IDP_CONFIG", config.to_string());
+        let (process, issuer) = spawn_provider(node);
         OidcProvider {
-            issuer: ready["issuer"].as_str().unwrap().to_owned(),
+            issuer,
             process,
-            browser,
+            browser: provider_browser(),
         }
     }
 
