@@ -50,6 +50,16 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16, global = true)]
     pub database_pool_size: usize,
 
+    /// Database connections per instance reserved for revocations (Universal Logout,
+    /// back-channel logout, SCIM writes, Shared Signals): page views cannot take them.
+    #[arg(long, env = "REVOCATION_POOL_SIZE", default_value_t = 4, global = true)]
+    pub revocation_pool_size: usize,
+
+    /// Page requests handled at once per instance; more wait their turn, so that revocations
+    /// are not queued behind them on the workers.
+    #[arg(long, env = "PAGE_CONCURRENCY", default_value_t = 16, global = true)]
+    pub page_concurrency: usize,
+
     /// Least time between two re-fetches of an IdP's signing keys on an unknown key id.
     #[arg(long, env = "JWKS_MIN_REFETCH", default_value = "60s", value_parser = parse_duration, global = true)]
     pub jwks_min_refetch: Duration,
@@ -90,6 +100,8 @@ impl Settings {
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
             deleted_user_retention: Duration::from_secs(30 * 24 * 3600),
             database_pool_size: 8,
+            revocation_pool_size: 2,
+            page_concurrency: 16,
             jwks_min_refetch: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),
             trust_proxy_headers: false,

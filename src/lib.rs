@@ -1,6 +1,7 @@
 //! ual-todo: a todo app that answers Universal Logout. When an identity provider says a user must
 //! be signed out everywhere, every session and token of theirs ends at once.
 
+pub mod admission;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -21,6 +21,7 @@ use tracing_actix_web::TracingLogger;
 use url::Url;
 
 use crate::{
+    admission::{self, PageSlots, RevocationPool},
     auth::{
         csrf,
         idp_http::{FetchPolicy, IdpHttp},
@@ -75,6 +76,11 @@ impl Application {
             .await
             .context("database preparation stopped")??;
         let pool = db::pool(&settings.database_url, settings.database_pool_size)?;
+        let revocation_pool = web::Data::new(RevocationPool::new(db::pool(
+            &settings.database_url,
+            settings.revocation_pool_size,
+        )?)?);
+        let page_slots = web::Data::new(PageSlots::new(settings.page_concurrency));
         let (key, secrets, has_users) = {
             let mut conn = pool.get().await.context("cannot connect to the database")?;
             let (secrets, from_env) = SecretBox::load(&mut conn, &settings).await?;
@@ -179,6 +185,8 @@ impl Application {
                 .build();
             App::new()
                 .app_data(pool_data.clone())
+                .app_data(revocation_pool.clone())
+                .app_data(page_slots.clone())
                 .app_data(url_data.clone())
                 .app_data(cookie_signer.clone())
                 .app_data(jwks.clone())
@@ -212,7 +220,8 @@ impl Application {
                         )
                         .wrap(sessions)
                         .wrap(from_fn(crate::error::storage_failures_are_unavailable))
-                        .wrap(from_fn(csrf::reject_cross_origin)),
+                        .wrap(from_fn(csrf::reject_cross_origin))
+                        .wrap(from_fn(admission::admit_pages)),
                 )
                 .default_service(web::to(routes::not_found))
                 .wrap(crate::page::security_headers())

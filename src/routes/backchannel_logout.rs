@@ -9,14 +9,12 @@ use serde_json::Value;
 use tracing_actix_web::RequestId;
 
 use crate::{
+    admission::RevocationPool,
     auth::{
         jwks::JwksCache,
         jwt::{self, Rules},
     },
-    db::{
-        Pool,
-        models::{Org, RevocationSource, SeenJti, User},
-    },
+    db::models::{Org, RevocationSource, SeenJti, User},
     error::{ApiError, AppError},
     metrics::Metrics,
     revocation::{self, Requester, RevokeError, Sessions, SingleUse},
@@ -61,7 +59,7 @@ fn invalid(description: &str) -> ApiError {
 #[tracing::instrument(skip_all, fields(org = tracing::field::Empty))]
 async fn backchannel_logout(
     form: web::Form<LogoutForm>,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     jwks: web::Data<JwksCache>,
     metrics: web::Data<Metrics>,
     request_id: RequestId,

@@ -83,6 +83,16 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Universal Logout latency while `GET /todos` saturates the server, against its idle
+    /// latency; and the pages' throughput with and without the revocations.
+    UalUnderLoad {
+        /// UAL calls on the idle server.
+        #[arg(long, default_value_t = 300)]
+        calls: usize,
+        /// Seconds of page load (alone, then with UAL calls).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Server memory after many password sign-ins and sign-outs, four at a time.
     SigninSoak {
         /// Sign-in/sign-out cycles after the warm-up.
@@ -193,6 +203,10 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             "pages",
             &pages::run(&todos, connections, Duration::from_secs(seconds)).await?,
         ),
+        Command::UalUnderLoad { calls, seconds } => report::publish(
+            "ual-under-load",
+            &scenarios::ual_under_load::run(calls, seconds).await?,
+        ),
         Command::SigninSoak { cycles } => {
             report::publish("signin-soak", &scenarios::signin_soak::run(cycles).await?)
         }
@@ -229,6 +243,10 @@ async fn all() -> anyhow::Result<()> {
         (
             "pages",
             pages::run(&[2, 20, 200], 64, Duration::from_secs(10)).await,
+        ),
+        (
+            "ual-under-load",
+            scenarios::ual_under_load::run(300, 10).await,
         ),
         ("signin-soak", scenarios::signin_soak::run(2_600).await),
     ];

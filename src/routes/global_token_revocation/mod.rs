@@ -7,13 +7,17 @@
 mod credential;
 pub mod subject;
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use tracing::Instrument as _;
 use tracing_actix_web::RequestId;
 
 use crate::{
+    admission::RevocationPool,
     auth::{self, jwks::JwksCache},
     config::PublicUrl,
-    db::{Pool, models::RevocationSource},
+    db::models::RevocationSource,
     error::{ApiError, AppError},
     metrics::Metrics,
     rate_limit::{self, Limits},
@@ -45,7 +49,8 @@ async fn method_not_allowed() -> HttpResponse {
         }))
 }
 
-/// Handles one Universal Logout request.
+/// Handles one Universal Logout request: reads what it needs from the request on this worker,
+/// then authenticates and revokes on the revocation lane (see [`crate::admission`]).
 #[tracing::instrument(skip_all, fields(org, user))]
 #[allow(
     clippy::too_many_arguments,
@@ -54,7 +59,7 @@ async fn method_not_allowed() -> HttpResponse {
 async fn global_token_revocation(
     req: HttpRequest,
     payload: web::Payload,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     jwks: web::Data<JwksCache>,
     public_url: web::Data<PublicUrl>,
     metrics: web::Data<Metrics>,
@@ -68,17 +73,59 @@ async fn global_token_revocation(
         tracing::warn!(ip, "too many failed Universal Logout authentications");
         return Ok(too_many(wait));
     }
+    // The body is read before the credential is checked, but judged after it: the answers
+    // keep Okta's order (401 before 400 and 413).
+    let call = Call {
+        credential: auth::bearer(&req).map(str::to_owned),
+        json: require_json(&req),
+        body: body::read_capped(&req, payload, MAX_BODY_BYTES).await,
+        ip,
+        audience: public_url.join(PATH),
+        request_id: request_id.to_string(),
+    };
+    let lane = pool.clone();
+    let work = revoke(
+        call,
+        pool.into_inner(),
+        jwks.into_inner(),
+        metrics.into_inner(),
+        limits,
+    );
+    lane.run(work.in_current_span()).await??;
+    Ok(HttpResponse::NoContent()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// What a Universal Logout request asked, as read from it.
+struct Call {
+    credential: Result<String, AppError>,
+    json: Result<(), AppError>,
+    body: Result<Vec<u8>, AppError>,
+    ip: String,
+    audience: String,
+    request_id: String,
+}
+
+/// Authenticates the caller and signs the named user out everywhere.
+async fn revoke(
+    call: Call,
+    pool: Arc<RevocationPool>,
+    jwks: Arc<JwksCache>,
+    metrics: Arc<Metrics>,
+    limits: web::Data<Limits>,
+) -> Result<(), ApiError> {
     let authenticated = async {
-        let credential = auth::bearer(&req)?;
+        let credential = call.credential?;
         let mut conn = pool.get().await?;
-        credential::authenticate(&mut conn, credential, &jwks, &public_url.join(PATH)).await
+        credential::authenticate(&mut conn, &credential, &jwks, &call.audience).await
     }
     .await;
     let caller = match authenticated {
         Ok(caller) => caller,
         // Only a refused credential counts; an outage does not.
         Err(refused @ AppError::Unauthorized(_)) => {
-            limits.ual_per_ip.failed(&ip);
+            limits.ual_per_ip.failed(&call.ip);
             return Err(refused.into());
         }
         Err(other) => return Err(other.into()),
@@ -87,15 +134,13 @@ async fn global_token_revocation(
     if caller.org.disabled_at.is_some() {
         return Err(AppError::Forbidden("this organisation is disabled".into()).into());
     }
-    require_json(&req)?;
-    let body = body::read_capped(&req, payload, MAX_BODY_BYTES).await?;
-    let subject = subject::parse(&body)?;
+    call.json?;
+    let subject = subject::parse(&call.body?)?;
 
     let mut conn = pool.get().await?;
     let user = subject::resolve(&mut conn, &caller.org, &subject).await?;
     tracing::Span::current().record("user", tracing::field::display(user.id));
-    let request_id = request_id.to_string();
-    let requester = Requester::new(RevocationSource::Ual, &caller.actor, &request_id)
+    let requester = Requester::new(RevocationSource::Ual, &caller.actor, &call.request_id)
         .spending(caller.single_use());
     let revoke = revocation::revoke_user(&mut conn, caller.org.id, user.id, requester);
     let outcome = metrics
@@ -121,9 +166,7 @@ async fn global_token_revocation(
         tokens_revoked = outcome.tokens_revoked,
         "Universal Logout"
     );
-    Ok(HttpResponse::NoContent()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    Ok(())
 }
 
 /// 429 for an address that keeps failing to authenticate.

@@ -5,9 +5,9 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::StatusCode, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
+    admission::RevocationPool,
     auth,
     db::{
-        Pool,
         ids::OrgId,
         models::{Org, ScimToken},
     },
@@ -36,7 +36,7 @@ impl FromRequest for ScimClient {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let credential = auth::bearer(req).map(str::to_owned);
-        let pool = req.app_data::<web::Data<Pool>>().cloned();
+        let pool = req.app_data::<web::Data<RevocationPool>>().cloned();
         let limits = req.app_data::<web::Data<Limits>>().cloned();
         Box::pin(async move {
             let refused = || ScimError::unauthorized("unknown, expired or revoked SCIM token");

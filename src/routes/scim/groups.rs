@@ -14,6 +14,7 @@ use super::{
     reply::{self, base},
 };
 use crate::{
+    admission::RevocationPool,
     config::PublicUrl,
     db::{
         Pool,
@@ -230,7 +231,7 @@ async fn create_group(
     client: ScimClient,
     req: HttpRequest,
     payload: web::Payload,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     url: web::Data<PublicUrl>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
@@ -262,7 +263,7 @@ async fn update(
     req: HttpRequest,
     id: &str,
     change: Change,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     url: web::Data<PublicUrl>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
@@ -309,7 +310,7 @@ async fn replace_group(
     req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     url: web::Data<PublicUrl>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
@@ -331,7 +332,7 @@ async fn patch_group(
     req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     url: web::Data<PublicUrl>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
@@ -343,7 +344,7 @@ async fn delete_group(
     client: ScimClient,
     req: HttpRequest,
     id: web::Path<String>,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
     let id = group_id(&id)?;

@@ -12,6 +12,7 @@ use super::{
     reply::{self, base},
 };
 use crate::{
+    admission::RevocationPool,
     config::PublicUrl,
     db::{
         Pool,
@@ -234,7 +235,7 @@ async fn create_user(
     client: ScimClient,
     req: HttpRequest,
     payload: web::Payload,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     url: web::Data<PublicUrl>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
@@ -279,7 +280,7 @@ async fn update(
     req: HttpRequest,
     id: &str,
     change: Change,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     url: web::Data<PublicUrl>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
@@ -329,7 +330,7 @@ async fn replace_user(
     req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     url: web::Data<PublicUrl>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
@@ -355,7 +356,7 @@ async fn patch_user(
     req: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     url: web::Data<PublicUrl>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
@@ -368,7 +369,7 @@ async fn delete_user(
     client: ScimClient,
     req: HttpRequest,
     id: web::Path<String>,
-    pool: web::Data<Pool>,
+    pool: web::Data<RevocationPool>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ScimError> {
     let id = user_id(&id)?;

@@ -7,3 +7,4 @@ pub mod scim_filter;
 pub mod signin_soak;
 pub mod ual;
 pub mod ual_big;
+pub mod ual_under_load;

@@ -105,15 +105,15 @@ pub async fn run(
     Ok(rows)
 }
 
-struct Run {
-    latencies: Vec<Duration>,
-    not_ok: usize,
-    seconds: f64,
+pub struct Run {
+    pub latencies: Vec<Duration>,
+    pub not_ok: usize,
+    pub seconds: f64,
 }
 
 /// `connections` keep-alive connections, each sending `request` again as soon as the previous
 /// response is read, until `duration` is over.
-async fn load(
+pub async fn load(
     addr: SocketAddr,
     request: &Arc<Vec<u8>>,
     connections: usize,
