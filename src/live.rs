@@ -34,6 +34,7 @@ use crate::{
     user_agent,
 };
 
+mod account;
 mod listener;
 mod streams;
 
@@ -57,6 +58,9 @@ pub struct SignIn {
     pub session_id: SessionId,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// From a device the user had not signed in from before (absent from older instances).
+    #[serde(default)]
+    pub new_device: bool,
     pub at_ms: i64,
 }
 
@@ -194,7 +198,11 @@ impl Hub {
     pub fn revoked(&self, notice: &Notice) {
         let reason = match notice.action {
             Action::Suspend | Action::Delete => "suspended",
-            _ => notice.source.as_str(),
+            _ => notice
+                .reason
+                .as_deref()
+                .filter(|r| crate::page::sign_out_reason(r).is_some())
+                .unwrap_or(notice.source.as_str()),
         };
         let logout = logout_event(reason);
         let state = match notice.action {
@@ -208,6 +216,8 @@ impl Hub {
                 json!({
                     "user_id": notice.user_id,
                     "session_ids": notice.session_ids,
+                    // With no ids: every session of the user ended but this one.
+                    "except": notice.except,
                     "source": notice.source,
                     "label": notice.source.label(),
                     "actor": notice.actor,
@@ -241,14 +251,21 @@ impl Hub {
             Vec::new()
         } else if notice.session_ids.is_empty() {
             let of_user = streams.by_user.get(&notice.user_id);
-            of_user.cloned().unwrap_or_default()
+            let mut sessions = of_user.cloned().unwrap_or_default();
+            sessions.retain(|s| Some(*s) != notice.except);
+            sessions
         } else {
             notice.session_ids.clone()
         };
+        let ended_some = !sessions.is_empty();
         for session in sessions {
             for tx in streams.take_session(session) {
                 send(&tx, &logout);
             }
+        }
+        if ended_some {
+            // The user's sessions that go on list their sessions: one fewer now.
+            send_to_user(&streams, notice.user_id, &account::sessions_changed("ended", None));
         }
         broadcast_to_admins(&streams, notice.org_id, &revoked);
     }
@@ -269,7 +286,14 @@ impl Hub {
             )
             .event("signin"),
         );
-        broadcast_to_admins(&self.lock(), sign_in.org_id, &event);
+        let streams = self.lock();
+        broadcast_to_admins(&streams, sign_in.org_id, &event);
+        let event = account::signed_in(
+            sign_in.session_id,
+            sign_in.user_agent.as_deref(),
+            sign_in.new_device,
+        );
+        send_to_user(&streams, sign_in.user_id, &event);
     }
 
     /// Ends the streams of sessions found to be gone, and asks dashboards to reload (they may

@@ -16,6 +16,8 @@ fn notice(org: OrgId, user: UserId, session: Option<SessionId>) -> Notice {
         sessions_ended: 1,
         at_ms: 0,
         action: Action::Revoke,
+        except: None,
+        reason: None,
     }
 }
 
