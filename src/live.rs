@@ -265,7 +265,11 @@ impl Hub {
         }
         if ended_some {
             // The user's sessions that go on list their sessions: one fewer now.
-            send_to_user(&streams, notice.user_id, &account::sessions_changed("ended", None));
+            send_to_user(
+                &streams,
+                notice.user_id,
+                &account::sessions_changed("ended", None),
+            );
         }
         broadcast_to_admins(&streams, notice.org_id, &revoked);
     }

@@ -62,7 +62,7 @@ pub async fn finish_with_idp(
     let Some(current) = current.filter(|c| c.session_id == asking) else {
         return Ok(flash::redirect(
             req,
-            "/login",
+            PATH,
             Flash::error("This request to sign out your other sessions has expired."),
         ));
     };
@@ -77,7 +77,9 @@ pub async fn finish_with_idp(
     }
     // Only a sign-in asked to be fresh (max_age=0, whose auth_time the IdP's answer passed).
     if login.max_age != Some(0) {
-        return Err(AppError::BadRequest("That sign-in was not a fresh one.".into()));
+        return Err(AppError::BadRequest(
+            "That sign-in was not a fresh one.".into(),
+        ));
     }
     let request_id = req
         .extensions()

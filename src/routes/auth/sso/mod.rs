@@ -142,7 +142,17 @@ pub async fn start(
     };
     let idp = idp?;
     let options = StartOptions::default();
-    match begin(&mut conn, &sso, (&org, &idp), &public_url, &options, None, None).await? {
+    match begin(
+        &mut conn,
+        &sso,
+        (&org, &idp),
+        &public_url,
+        &options,
+        None,
+        None,
+    )
+    .await?
+    {
         Ok(started) => Ok(redirect_to_idp(started, &signer)),
         Err(message) => fail(StatusCode::SERVICE_UNAVAILABLE, message),
     }
