@@ -244,6 +244,7 @@ impl Hub {
             send_to_user(
                 &streams,
                 notice.user_id,
+                None,
                 &Event::Data(Data::new(data).event("reauth")),
             );
         }
@@ -265,11 +266,8 @@ impl Hub {
         }
         if ended_some {
             // The user's sessions that go on list their sessions: one fewer now.
-            send_to_user(
-                &streams,
-                notice.user_id,
-                &account::sessions_changed("ended", None),
-            );
+            let event = account::sessions_changed("ended", None);
+            send_to_user(&streams, notice.user_id, None, &event);
         }
         broadcast_to_admins(&streams, notice.org_id, &revoked);
     }
@@ -297,7 +295,8 @@ impl Hub {
             sign_in.user_agent.as_deref(),
             sign_in.new_device,
         );
-        send_to_user(&streams, sign_in.user_id, &event);
+        // Not to the session that signed in: it knows.
+        send_to_user(&streams, sign_in.user_id, Some(sign_in.session_id), &event);
     }
 
     /// Ends the streams of sessions found to be gone, and asks dashboards to reload (they may
