@@ -34,10 +34,11 @@ use crate::{
     user_agent,
 };
 
-mod account;
+mod events;
 mod listener;
 mod streams;
 
+use events::{logout_event, state_change_text, time_text};
 pub use listener::{LISTENER_NAME, is_admin, listen, session_is_live};
 pub use streams::Feed;
 use streams::{Entry, Streams, broadcast_to_admins, send, send_to_user};
@@ -93,29 +94,6 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.lock().remove(self.id);
     }
-}
-
-/// A notice's time as pages show it (pages format times one way, on the server).
-fn time_text(at_ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
-        .map(|at| crate::page::format_time(&at))
-        .unwrap_or_default()
-}
-
-/// The row's "Suspended by … · time" for a state change, as the user's `state_changed_by` has it.
-fn state_change_text(state: AccountState, notice: &Notice) -> String {
-    let by = format!("{} ({})", notice.source.label(), notice.actor);
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(notice.at_ms) * 1_000_000)
-        .map(|at| crate::page::state_change(state, &by, &at))
-        .unwrap_or_default()
-}
-
-/// The `logout` event for a reason (`ual`, `admin`, `backchannel`, `self`, `revoked`).
-fn logout_event(reason: &str) -> Event {
-    let message = crate::page::sign_out_reason(reason);
-    Event::Data(
-        Data::new(json!({ "reason": reason, "message": message }).to_string()).event("logout"),
-    )
 }
 
 impl Hub {
@@ -196,15 +174,7 @@ impl Hub {
     /// Delivers a revocation or state change: `logout` to the ended sessions' streams (which
     /// then close), `revoked` to the org's dashboards (with the action, so they show the state).
     pub fn revoked(&self, notice: &Notice) {
-        let reason = match notice.action {
-            Action::Suspend | Action::Delete => "suspended",
-            _ => notice
-                .reason
-                .as_deref()
-                .filter(|r| crate::page::sign_out_reason(r).is_some())
-                .unwrap_or(notice.source.as_str()),
-        };
-        let logout = logout_event(reason);
+        let logout = logout_event(events::logout_reason(notice));
         let state = match notice.action {
             Action::Suspend => Some(AccountState::Suspended),
             Action::Reactivate => Some(AccountState::Active),
@@ -266,7 +236,7 @@ impl Hub {
         }
         if ended_some {
             // The user's sessions that go on list their sessions: one fewer now.
-            let event = account::sessions_changed("ended", None);
+            let event = events::sessions_changed("ended", None);
             send_to_user(&streams, notice.user_id, None, &event);
         }
         broadcast_to_admins(&streams, notice.org_id, &revoked);
@@ -290,7 +260,7 @@ impl Hub {
         );
         let streams = self.lock();
         broadcast_to_admins(&streams, sign_in.org_id, &event);
-        let event = account::signed_in(
+        let event = events::signed_in(
             sign_in.session_id,
             sign_in.user_agent.as_deref(),
             sign_in.new_device,

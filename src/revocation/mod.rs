@@ -209,11 +209,13 @@ enum Target<'a> {
 /// sessions, revoke the tokens (whole-user revocations only), write one audit row per user, and
 /// NOTIFY each of them, as `$12` (the action, with `$13` its detail). Exactly one of $5 (user),
 /// $6 (session), $7 (IdP session), $17 (the sessions of a user) is set; $17 also narrows $6 to
-/// that user's, and $18 is a session that does not end. A notice for "all but $18" names
-/// the one kept (`except`) rather than the ended, which may be many; $19 is its reason. With $14 set (whole-user revocations only), the user's
-/// state becomes $14, changed by $15 at $16, and a deleted user leaves its groups. With no
-/// audit row (a replay, or no session matched) the outer join still yields one row, of NULLs:
-/// it must not NOTIFY, or every instance would log an unreadable notice.
+/// that user's, and $18 is a session that does not end. A notice for "all but $18" names the
+/// one kept (`except`) rather than the ended, which may be many; $19 is its reason. (PostgreSQL
+/// plans each call with its values, so the unset arms fold away: UAL stays one index scan.)
+/// With $14 set (whole-user revocations only), the user's state becomes $14, changed by $15 at
+/// $16, and a deleted user leaves its groups. With no audit row (a replay, or no session
+/// matched) the outer join still yields one row, of NULLs: it must not NOTIFY, or every
+/// instance would log an unreadable notice.
 const REVOKE: &str = "
 WITH spent AS (
     INSERT INTO seen_jtis (issuer, jti, expires_at)
