@@ -414,3 +414,89 @@ async fn an_idp_confirmation_for_another_session_ends_nothing() {
     assert_eq!(count(&s.app.db, "revocations"), 0);
     assert_eq!(count(&s.app.db, "sessions WHERE user_id IS NOT NULL"), 2);
 }
+
+#[tokio::test]
+async fn a_user_revokes_their_own_token_from_the_page_and_no_one_elses() {
+    let app = app().await;
+    let alice = app.alice().await;
+    let bob = app
+        .create_user(alice.user.org_id, "bob@acme.test", false)
+        .await;
+    let laptop = signed_in_on(&app, &alice, CHROME_LINUX, "203.0.113.5").await;
+    let (own, _) = AccessToken::create(&mut *app.conn().await, alice.user.id, "mine")
+        .await
+        .unwrap();
+    let (bobs, _) = AccessToken::create(&mut *app.conn().await, bob.user.id, "bob's")
+        .await
+        .unwrap();
+
+    let refused = laptop
+        .post_form(&format!("/account/tokens/{}/revoke", bobs.id), &[])
+        .await;
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    let revoked = laptop
+        .post_form(&format!("/account/tokens/{}/revoke", own.id), &[])
+        .await;
+
+    assert_is_redirect_to(&revoked, "/account/sessions");
+    assert_eq!(
+        count(&app.db, "access_tokens WHERE revoked_at IS NOT NULL"),
+        1
+    );
+    assert_eq!(
+        count(
+            &app.db,
+            &format!(
+                "access_tokens WHERE revoked_at IS NULL AND id = '{}'",
+                bobs.id
+            )
+        ),
+        1
+    );
+    assert!(!laptop.page("/account/sessions").await.contains(">mine<"));
+}
+
+#[tokio::test]
+async fn the_page_and_its_forms_are_for_signed_in_users_only() {
+    let app = app().await;
+    let alice = app.alice().await;
+    let _laptop = signed_in_on(&app, &alice, CHROME_LINUX, "203.0.113.5").await;
+    let id = session_ids(&app, "alice@acme.test")[0].clone();
+    let stranger = app.browser();
+
+    assert_is_redirect_to(&stranger.get("/account/sessions").await, "/login");
+    for path in [
+        format!("/account/sessions/{id}/end"),
+        "/account/sessions/end-others".to_owned(),
+    ] {
+        let refused = stranger.post_form(&path, &[("password", "x")]).await;
+        assert_is_redirect_to(&refused, "/login");
+    }
+    assert_eq!(count(&app.db, "revocations"), 0);
+}
+
+#[tokio::test]
+async fn another_site_cannot_make_a_signed_in_browser_end_its_sessions() {
+    let app = app().await;
+    let alice = app.alice().await;
+    let laptop = signed_in_on(&app, &alice, CHROME_LINUX, "203.0.113.5").await;
+    let phone = signed_in_on(&app, &alice, SAFARI_IPHONE, "198.51.100.20").await;
+    let phone_id = session_ids(&app, "alice@acme.test")[1].clone();
+
+    for path in [
+        format!("/account/sessions/{phone_id}/end"),
+        "/account/sessions/end-others".to_owned(),
+    ] {
+        let forged = laptop
+            .client
+            .post(app.url(&path))
+            .header("Origin", "https://evil.example")
+            .header("Sec-Fetch-Site", "cross-site")
+            .form(&[("password", alice.password.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(phone.is_signed_in().await);
+}
