@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
-  login, screenshot, signInTab, submit, waitForLiveStream, waitForSignedOut,
+  LOCAL_ONLY_ARGS, isProviderLoginPage, launchBrowser, login, screenshot, signInAtProvider, signInTab,
+  startOrgIdp, startSso, submit, waitForLiveStream, waitForSignedOut,
 } from '../lib/app.mjs';
 import { DESKTOP, PHONE, deviceTest, useAppAndBrowser } from '../lib/suite.mjs';
 
@@ -123,5 +124,45 @@ sessionsTest('screenshots: the sessions page on a desktop and a phone', async ({
     assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px at phone width`);
   } finally {
     for (const context of contexts) await context.close().catch(() => {});
+  }
+});
+
+// Last: it sets up single sign-on for the demo org, after which its other users sign in through it.
+sessionsTest('an SSO user confirms at the IdP before every other session is signed out; the other tab shows the sign-in page live', async ({ t }) => {
+  const email = `sso-${randomBytes(3).toString('hex')}@acme.test`;
+  const idp = await startOrgIdp(env.app, { accounts: { [email]: { sub: `00u-${email}`, email, email_verified: true } } });
+  // The provider's pages ask for a web font this network cannot reach.
+  const browser = await launchBrowser({ extraArgs: LOCAL_ONLY_ARGS });
+  try {
+    const tabs = [];
+    for (let i = 0; i < 2; i++) {
+      const page = await (await browser.newContext({ viewport: DESKTOP })).newPage();
+      await startSso(page, env.app.url, email);
+      assert.ok(await isProviderLoginPage(page, idp.issuer), page.url());
+      await signInAtProvider(page, email);
+      assert.equal(path(page), '/todos');
+      tabs.push(page);
+    }
+    const [laptop, phone] = tabs;
+    await waitForLiveStream(laptop);
+    await phone.goto(`${env.app.url}/account/sessions`);
+    assert.match(await rows(phone).first().innerText(), /Single sign-on \(127\.0\.0\.1\)/);
+    assert.equal(await phone.getByLabel('Your password').count(), 0, 'no password to type: the IdP confirms');
+
+    await submit(phone, () => phone.getByRole('button', { name: 'Sign out all other sessions' }).click());
+    assert.ok(await isProviderLoginPage(phone, idp.issuer), `a fresh login at the provider, not ${phone.url()}`);
+    assert.equal(path(laptop), '/todos', 'nothing ends before the IdP confirms');
+    const t0 = Date.now();
+    await signInAtProvider(phone, email);
+
+    assert.equal(path(phone), '/account/sessions');
+    assert.equal(await phone.locator('.flash').innerText(), 'Your other session is signed out.');
+    const where = await waitForSignedOut(laptop, 'self_device', { deadline: t0 + 5_000 });
+    t.diagnostic(`the other tab said so ${Date.now() - t0} ms after confirming at the provider (on the ${where})`);
+    await waitForLiveStream(phone);
+    assert.equal(await rows(phone).count(), 1);
+  } finally {
+    await browser.close().catch(() => {});
+    await idp.stop();
   }
 });

@@ -98,7 +98,13 @@ async fn the_page_lists_every_session_of_the_user_and_marks_this_device() {
         .await
         .unwrap();
 
-    let page = laptop.page("/account/sessions").await;
+    let page = laptop.get("/account/sessions").await;
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("form-action 'self'"),
+        "password forms stay here"
+    );
+    let page = page.text().await.unwrap();
 
     assert!(page.contains("Chrome on Linux") && page.contains("203.0.113.5"));
     assert!(page.contains("Safari on iOS") && page.contains("198.51.100.20"));
@@ -359,7 +365,13 @@ async fn sso_alice() -> (sso::Setup, Browser, Browser) {
 #[tokio::test]
 async fn an_sso_user_ends_other_sessions_after_a_fresh_sign_in_at_the_idp() {
     let (s, laptop, phone) = sso_alice().await;
-    let page = laptop.page("/account/sessions").await;
+    let page = laptop.get("/account/sessions").await;
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        !csp.contains("form-action"),
+        "the form leads to the IdP by redirect: {csp}"
+    );
+    let page = page.text().await.unwrap();
     assert!(
         page.contains("Single sign-on (127.0.0.1)"),
         "how it signed in"

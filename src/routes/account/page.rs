@@ -1,7 +1,11 @@
 //! The sessions page itself: the list, ending one session, revoking a token.
 
 use actix_session::SessionExt as _;
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
 use askama::Template;
 use askama_web::WebTemplate;
 use tracing_actix_web::RequestId;
@@ -111,6 +115,7 @@ pub(super) async fn render(
     // This device first, then the most recently active.
     sessions.sort_by_key(|s| !s.current);
     let confirm_at = if federated(req) { idp } else { None };
+    let leaves_for_idp = confirm_at.is_some();
     let page = SessionsPage {
         frame: if error.is_some() {
             Frame::without_flash(Some(user.viewer()))
@@ -123,7 +128,16 @@ pub(super) async fn render(
         confirm_at,
         error,
     };
-    Ok(page::render(req, status, page))
+    let mut response = page::render(req, status, page);
+    if leaves_for_idp {
+        // "Sign out all other sessions" leads, by redirect, to the IdP, which `form-action
+        // 'self'` would block (as on the sign-in page).
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(page::CSP_WITHOUT_FORM_ACTION),
+        );
+    }
+    Ok(response)
 }
 
 /// `GET /account/sessions`.
