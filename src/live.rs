@@ -34,9 +34,11 @@ use crate::{
     user_agent,
 };
 
+mod events;
 mod listener;
 mod streams;
 
+use events::{logout_event, state_change_text, time_text};
 pub use listener::{LISTENER_NAME, is_admin, listen, session_is_live};
 pub use streams::Feed;
 use streams::{Entry, Streams, broadcast_to_admins, send, send_to_user};
@@ -57,6 +59,9 @@ pub struct SignIn {
     pub session_id: SessionId,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// From a device the user had not signed in from before (absent from older instances).
+    #[serde(default)]
+    pub new_device: bool,
     pub at_ms: i64,
 }
 
@@ -89,29 +94,6 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.lock().remove(self.id);
     }
-}
-
-/// A notice's time as pages show it (pages format times one way, on the server).
-fn time_text(at_ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
-        .map(|at| crate::page::format_time(&at))
-        .unwrap_or_default()
-}
-
-/// The row's "Suspended by … · time" for a state change, as the user's `state_changed_by` has it.
-fn state_change_text(state: AccountState, notice: &Notice) -> String {
-    let by = format!("{} ({})", notice.source.label(), notice.actor);
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(notice.at_ms) * 1_000_000)
-        .map(|at| crate::page::state_change(state, &by, &at))
-        .unwrap_or_default()
-}
-
-/// The `logout` event for a reason (`ual`, `admin`, `backchannel`, `self`, `revoked`).
-fn logout_event(reason: &str) -> Event {
-    let message = crate::page::sign_out_reason(reason);
-    Event::Data(
-        Data::new(json!({ "reason": reason, "message": message }).to_string()).event("logout"),
-    )
 }
 
 impl Hub {
@@ -192,11 +174,7 @@ impl Hub {
     /// Delivers a revocation or state change: `logout` to the ended sessions' streams (which
     /// then close), `revoked` to the org's dashboards (with the action, so they show the state).
     pub fn revoked(&self, notice: &Notice) {
-        let reason = match notice.action {
-            Action::Suspend | Action::Delete => "suspended",
-            _ => notice.source.as_str(),
-        };
-        let logout = logout_event(reason);
+        let logout = logout_event(events::logout_reason(notice));
         let state = match notice.action {
             Action::Suspend => Some(AccountState::Suspended),
             Action::Reactivate => Some(AccountState::Active),
@@ -208,6 +186,8 @@ impl Hub {
                 json!({
                     "user_id": notice.user_id,
                     "session_ids": notice.session_ids,
+                    // With no ids: every session of the user ended but this one.
+                    "except": notice.except,
                     "source": notice.source,
                     "label": notice.source.label(),
                     "actor": notice.actor,
@@ -234,6 +214,7 @@ impl Hub {
             send_to_user(
                 &streams,
                 notice.user_id,
+                None,
                 &Event::Data(Data::new(data).event("reauth")),
             );
         }
@@ -241,14 +222,22 @@ impl Hub {
             Vec::new()
         } else if notice.session_ids.is_empty() {
             let of_user = streams.by_user.get(&notice.user_id);
-            of_user.cloned().unwrap_or_default()
+            let mut sessions = of_user.cloned().unwrap_or_default();
+            sessions.retain(|s| Some(*s) != notice.except);
+            sessions
         } else {
             notice.session_ids.clone()
         };
+        let ended_some = !sessions.is_empty();
         for session in sessions {
             for tx in streams.take_session(session) {
                 send(&tx, &logout);
             }
+        }
+        if ended_some {
+            // The user's sessions that go on list their sessions: one fewer now.
+            let event = events::sessions_changed("ended", None);
+            send_to_user(&streams, notice.user_id, None, &event);
         }
         broadcast_to_admins(&streams, notice.org_id, &revoked);
     }
@@ -269,7 +258,15 @@ impl Hub {
             )
             .event("signin"),
         );
-        broadcast_to_admins(&self.lock(), sign_in.org_id, &event);
+        let streams = self.lock();
+        broadcast_to_admins(&streams, sign_in.org_id, &event);
+        let event = events::signed_in(
+            sign_in.session_id,
+            sign_in.user_agent.as_deref(),
+            sign_in.new_device,
+        );
+        // Not to the session that signed in: it knows.
+        send_to_user(&streams, sign_in.user_id, Some(sign_in.session_id), &event);
     }
 
     /// Ends the streams of sessions found to be gone, and asks dashboards to reload (they may

@@ -108,6 +108,7 @@ pub fn sign_out_reason(reason: &str) -> Option<&'static str> {
         }
         "admin" => "An administrator of your organisation signed you out.",
         "self" => "You signed out on another device or tab.",
+        "self_device" => "You signed out this device from another one.",
         "scim" => "You were signed out by your organisation's provisioning service.",
         "operator" | "cli" => "An operator of this service signed you out.",
         "caep" | "risc" => "You were signed out by your organisation's security signals.",

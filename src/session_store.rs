@@ -200,6 +200,9 @@ impl SessionRow {
             idp_ends_at: meta
                 .and_then(|m| m.idp.as_ref())
                 .and_then(|idp| IdpSession::time(idp.ends_at)),
+            method: meta.map(|m| if m.idp.is_some() { "sso" } else { "password" }),
+            // Set by the insert, which knows the user's devices.
+            new_device: false,
         }
     }
 }

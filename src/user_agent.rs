@@ -1,4 +1,30 @@
-//! A user agent described for people: "Chrome on macOS" (the dashboard, the session list).
+//! A user agent described for people: "Chrome on macOS" (the dashboard, the session list), and
+//! the network an address belongs to, which with it tells a device seen before from a new one.
+
+use std::net::IpAddr;
+
+/// The network of a client address: its /24 (IPv4) or /48 (IPv6), so a device that moves
+/// within its network (DHCP, privacy addresses) is still the same device. Unparsable → itself,
+/// cut short.
+pub fn network(ip: Option<&str>) -> String {
+    let Some(ip) = ip else {
+        return "unknown".into();
+    };
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => network(Some(&v4.to_string())),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
+        },
+        Err(_) => ip.chars().take(64).collect(),
+    }
+}
 
 /// Describes the browser and operating system of a user agent.
 pub fn describe(user_agent: Option<&str>) -> String {
@@ -38,7 +64,15 @@ pub fn describe(user_agent: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::describe;
+    use super::{describe, network};
+
+    #[test]
+    fn addresses_are_grouped_by_their_network() {
+        assert_eq!(network(Some("203.0.113.77")), "203.0.113.0/24");
+        assert_eq!(network(Some("2001:db8:abcd:12::1")), "2001:db8:abcd::/48");
+        assert_eq!(network(Some("::ffff:198.51.100.9")), "198.51.100.0/24");
+        assert_eq!(network(None), "unknown");
+    }
 
     #[test]
     fn common_user_agents_are_named() {

@@ -91,6 +91,7 @@ export const REASON_TEXT = {
   backchannel: "You were signed out because you signed out at your organisation's sign-in service.",
   admin: 'An administrator of your organisation signed you out.',
   self: 'You signed out on another device or tab.',
+  self_device: 'You signed out this device from another one.',
   revoked: 'You were signed out.',
   expired: 'Your session has ended.',
   signed_out: 'You signed out.',

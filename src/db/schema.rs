@@ -35,6 +35,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    known_devices (user_id, device, network) {
+        user_id -> Uuid,
+        device -> Text,
+        network -> Text,
+        first_seen_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     oidc_logins (state_hash) {
         state_hash -> Bytea,
         org_id -> Uuid,
@@ -44,6 +54,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         max_age -> Nullable<Int4>,
         land_on -> Nullable<Text>,
+        end_others_of -> Nullable<Uuid>,
     }
 }
 
@@ -132,6 +143,8 @@ diesel::table! {
         auth_time -> Nullable<Timestamptz>,
         idp_ends_at -> Nullable<Timestamptz>,
         reauth_requested_at -> Nullable<Timestamptz>,
+        method -> Nullable<Text>,
+        new_device -> Bool,
     }
 }
 
@@ -186,6 +199,7 @@ diesel::joinable!(access_tokens -> users (user_id));
 diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(group_members -> users (user_id));
 diesel::joinable!(groups -> orgs (org_id));
+diesel::joinable!(known_devices -> users (user_id));
 diesel::joinable!(oidc_logins -> orgs (org_id));
 diesel::joinable!(org_api_keys -> orgs (org_id));
 diesel::joinable!(revocations -> orgs (org_id));
@@ -200,6 +214,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     group_members,
     groups,
+    known_devices,
     oidc_logins,
     org_api_keys,
     orgs,

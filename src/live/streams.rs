@@ -82,9 +82,15 @@ impl Streams {
     }
 }
 
-/// Sends `event` to every stream of `user`'s sessions, keeping them open.
-pub(super) fn send_to_user(streams: &Streams, user: UserId, event: &Event) {
-    for session in streams.by_user.get(&user).into_iter().flatten() {
+/// Sends `event` to every stream of `user`'s sessions (but `except`'s), keeping them open.
+pub(super) fn send_to_user(
+    streams: &Streams,
+    user: UserId,
+    except: Option<SessionId>,
+    event: &Event,
+) {
+    let sessions = streams.by_user.get(&user).into_iter().flatten();
+    for session in sessions.filter(|s| Some(**s) != except) {
         for id in streams.by_session.get(session).into_iter().flatten() {
             if let Some(entry) = streams.entries.get(id) {
                 send(&entry.tx, event);

@@ -16,6 +16,8 @@ fn notice(org: OrgId, user: UserId, session: Option<SessionId>) -> Notice {
         sessions_ended: 1,
         at_ms: 0,
         action: Action::Revoke,
+        except: None,
+        reason: None,
     }
 }
 
@@ -75,8 +77,76 @@ async fn a_session_revocation_leaves_the_users_other_sessions() {
             .unwrap()
             .contains("logout")
     );
+    // The phone's list of sessions changed; it is not signed out.
+    let heard = next_event_name(&mut on_phone).await.unwrap();
+    assert!(
+        heard.contains("sessions") && !heard.contains("logout"),
+        "{heard}"
+    );
     assert!(next_event_name(&mut on_phone).await.is_none());
     assert_eq!(hub.held_sessions(), vec![phone]);
+}
+
+#[tokio::test]
+async fn ending_every_other_session_keeps_the_one_that_asked() {
+    let hub = Hub::new(Duration::from_secs(15));
+    let (org, alice) = (OrgId::new(), UserId::new());
+    let (laptop, phone, tablet) = (SessionId::new(), SessionId::new(), SessionId::new());
+    let mut on_laptop = hub.subscribe(laptop, alice, org, Feed::User);
+    let mut on_phone = hub.subscribe(phone, alice, org, Feed::User);
+    let mut on_tablet = hub.subscribe(tablet, alice, org, Feed::User);
+    let all_but_laptop = Notice {
+        source: RevocationSource::SelfService,
+        except: Some(laptop),
+        reason: Some(crate::revocation::FROM_ANOTHER_DEVICE.into()),
+        ..notice(org, alice, None)
+    };
+
+    hub.revoked(&all_but_laptop);
+
+    for ended in [&mut on_phone, &mut on_tablet] {
+        let told = next_event_name(ended).await.unwrap();
+        assert!(
+            told.contains("logout") && told.contains("self_device"),
+            "{told}"
+        );
+    }
+    let heard = next_event_name(&mut on_laptop).await.unwrap();
+    assert!(
+        heard.contains("sessions") && !heard.contains("logout"),
+        "{heard}"
+    );
+    assert_eq!(hub.held_sessions(), vec![laptop]);
+}
+
+#[tokio::test]
+async fn a_sign_in_is_told_to_the_users_other_sessions_only() {
+    let hub = Hub::new(Duration::from_secs(15));
+    let (org, alice, bob) = (OrgId::new(), UserId::new(), UserId::new());
+    let (laptop, phone, bobs) = (SessionId::new(), SessionId::new(), SessionId::new());
+    let mut on_laptop = hub.subscribe(laptop, alice, org, Feed::User);
+    let mut on_phone = hub.subscribe(phone, alice, org, Feed::User);
+    let mut on_bob = hub.subscribe(bobs, bob, org, Feed::User);
+
+    hub.signed_in(&SignIn {
+        org_id: org,
+        user_id: alice,
+        session_id: phone,
+        user_agent: Some(
+            "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0".into(),
+        ),
+        ip: None,
+        new_device: true,
+        at_ms: 0,
+    });
+
+    let heard = next_event_name(&mut on_laptop).await.unwrap();
+    assert!(
+        heard.contains("New sign-in from Firefox on Windows"),
+        "{heard}"
+    );
+    assert!(next_event_name(&mut on_phone).await.is_none(), "it knows");
+    assert!(next_event_name(&mut on_bob).await.is_none());
 }
 
 #[tokio::test]

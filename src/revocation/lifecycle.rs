@@ -142,6 +142,8 @@ async fn announce(
         sessions_ended: 0,
         at_ms: i64::try_from(row.created_at.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
         action,
+        except: None,
+        reason: None,
     };
     diesel::sql_query("SELECT pg_notify($1, $2)")
         .bind::<Text, _>(CHANNEL)

@@ -108,6 +108,14 @@ pub struct Notice {
     pub sessions_ended: usize,
     /// When it happened, in Unix milliseconds.
     pub at_ms: i64,
+    /// With `session_ids` empty: the one session of the user that did not end (the user ended
+    /// every other one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<SessionId>,
+    /// Why, as the ended tabs say it, when the source alone does not (`self_device`: the user
+    /// ended this session from another one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// What happened: a revocation, or a state change (which ends sessions unless it is a
     /// reactivation).
     #[serde(default = "plain_revocation")]
@@ -142,7 +150,19 @@ pub enum Sessions<'a> {
     One(SessionId),
     /// Every session signed in through one session at the IdP (the ID token's `sid`).
     OfIdpSession(&'a str),
+    /// One session of `user`, ended by that user from another of theirs (`from`, which never
+    /// ends this way): a session of anyone else matches nothing.
+    OneOfMine {
+        user: UserId,
+        session: SessionId,
+        from: SessionId,
+    },
+    /// Every session of `user` but `keep` (the one asking); its tokens stay.
+    AllOfMineBut { user: UserId, keep: SessionId },
 }
+
+/// The reason the tabs of a session ended from another of its user's sessions give.
+pub const FROM_ANOTHER_DEVICE: &str = "self_device";
 
 /// Ends some sessions of `org`: one audit row and one announcement per user concerned. Empty
 /// when no session matched (already ended), which still spends a single-use JWT.
@@ -188,10 +208,14 @@ enum Target<'a> {
 /// spend the JWT id (a conflict means a replay, and then nothing else happens), delete the
 /// sessions, revoke the tokens (whole-user revocations only), write one audit row per user, and
 /// NOTIFY each of them, as `$12` (the action, with `$13` its detail). Exactly one of $5 (user),
-/// $6 (session), $7 (IdP session) is set. With $14 set (whole-user revocations only), the user's
-/// state becomes $14, changed by $15 at $16, and a deleted user leaves its groups. With no
-/// audit row (a replay, or no session matched) the outer join still yields one row, of NULLs:
-/// it must not NOTIFY, or every instance would log an unreadable notice.
+/// $6 (session), $7 (IdP session), $17 (the sessions of a user) is set; $17 also narrows $6 to
+/// that user's, and $18 is a session that does not end. A notice for "all but $18" names the
+/// one kept (`except`) rather than the ended, which may be many; $19 is its reason. (PostgreSQL
+/// plans each call with its values, so the unset arms fold away: UAL stays one index scan.)
+/// With $14 set (whole-user revocations only), the user's state becomes $14, changed by $15 at
+/// $16, and a deleted user leaves its groups. With no audit row (a replay, or no session
+/// matched) the outer join still yields one row, of NULLs: it must not NOTIFY, or every
+/// instance would log an unreadable notice.
 const REVOKE: &str = "
 WITH spent AS (
     INSERT INTO seen_jtis (issuer, jti, expires_at)
@@ -203,7 +227,9 @@ WITH spent AS (
 ), ended AS (
     DELETE FROM sessions
     WHERE org_id = $4 AND (SELECT ok FROM allowed)
-      AND (user_id = $5 OR public_id = $6 OR oidc_sid = $7)
+      AND (user_id = $5 OR public_id = $6 OR oidc_sid = $7 OR (user_id = $17 AND $6 IS NULL))
+      AND ($17::uuid IS NULL OR user_id = $17)
+      AND ($18::uuid IS NULL OR public_id <> $18)
     RETURNING public_id, user_id
 ), tokens AS (
     UPDATE access_tokens SET revoked_at = now()
@@ -234,7 +260,10 @@ WITH spent AS (
 SELECT (SELECT ok FROM allowed) AS allowed, audit.id, audit.sessions_ended, audit.tokens_revoked,
        CASE WHEN audit.id IS NOT NULL THEN pg_notify($11, json_build_object(
            'revocation_id', audit.id, 'org_id', $4, 'user_id', audit.user_id,
-           'session_ids', per_user.ids, 'source', $8, 'actor', left($9, 200),
+           'session_ids', CASE WHEN $18::uuid IS NULL OR $6::uuid IS NOT NULL THEN per_user.ids
+                               ELSE ARRAY[]::uuid[] END,
+           'except', CASE WHEN $6::uuid IS NULL THEN $18::uuid END, 'reason', $19::text,
+           'source', $8, 'actor', left($9, 200),
            'sessions_ended', audit.sessions_ended, 'action', $12,
            'at_ms', (extract(epoch FROM audit.created_at) * 1000)::bigint)::text) END AS notified
 FROM allowed
@@ -259,11 +288,25 @@ async fn revoke(
     by: Requester<'_>,
     effect: Effect<'_>,
 ) -> Result<Vec<Outcome>, RevokeError> {
-    let (user, session, idp_session) = match target {
-        Target::User(user) => (Some(user.0), None, None),
-        Target::Sessions(Sessions::One(id)) => (None, Some(id.0), None),
-        Target::Sessions(Sessions::OfIdpSession(sid)) => (None, None, Some(sid)),
-    };
+    let (mut user, mut session, mut idp_session) = (None, None, None);
+    let (mut owner, mut keep, mut reason) = (None, None, None);
+    match target {
+        Target::User(u) => user = Some(u.0),
+        Target::Sessions(Sessions::One(id)) => session = Some(id.0),
+        Target::Sessions(Sessions::OfIdpSession(sid)) => idp_session = Some(sid),
+        Target::Sessions(Sessions::OneOfMine {
+            user: u,
+            session: s,
+            from,
+        }) => {
+            (owner, session, keep) = (Some(u.0), Some(s.0), Some(from.0));
+            reason = Some(FROM_ANOTHER_DEVICE);
+        }
+        Target::Sessions(Sessions::AllOfMineBut { user: u, keep: k }) => {
+            (owner, keep) = (Some(u.0), Some(k.0));
+            reason = Some(FROM_ANOTHER_DEVICE);
+        }
+    }
     let once = by.single_use;
     let rows: Vec<Revoked> = diesel::sql_query(REVOKE)
         .bind::<Nullable<Text>, _>(once.map(|o| o.issuer))
@@ -282,6 +325,9 @@ async fn revoke(
         .bind::<Nullable<Text>, _>(effect.state.as_ref().map(|s| s.to.as_str()))
         .bind::<Nullable<Text>, _>(effect.state.as_ref().map(|s| s.by))
         .bind::<Nullable<Timestamptz>, _>(effect.state.as_ref().map(|s| s.at))
+        .bind::<Nullable<Uuid>, _>(owner)
+        .bind::<Nullable<Uuid>, _>(keep)
+        .bind::<Nullable<Text>, _>(reason)
         .load(conn)
         .await?;
     if rows.iter().any(|row| !row.allowed) {

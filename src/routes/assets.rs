@@ -7,6 +7,7 @@ const FAVICON: &str = include_str!("../../static/favicon.svg");
 const LIVE_JS: &str = include_str!("../../static/js/live.js");
 const LIVE_WORKER_JS: &str = include_str!("../../static/js/live-worker.js");
 const ADMIN_JS: &str = include_str!("../../static/js/admin.js");
+const SESSIONS_JS: &str = include_str!("../../static/js/sessions.js");
 const JS: &str = "text/javascript; charset=utf-8";
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -23,7 +24,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         "/static/js/live-worker.js",
         web::get().to(|| asset(LIVE_WORKER_JS, JS)),
     )
-    .route("/static/js/admin.js", web::get().to(|| asset(ADMIN_JS, JS)));
+    .route("/static/js/admin.js", web::get().to(|| asset(ADMIN_JS, JS)))
+    .route(
+        "/static/js/sessions.js",
+        web::get().to(|| asset(SESSIONS_JS, JS)),
+    );
 }
 
 async fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {

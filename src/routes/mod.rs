@@ -1,5 +1,6 @@
 //! HTTP routes, one module per area; each exposes `config` and `startup` mounts them all.
 
+pub mod account;
 pub mod admin;
 pub mod api;
 pub mod assets;
@@ -37,6 +38,7 @@ pub fn browser(cfg: &mut web::ServiceConfig) {
         .configure(auth::config)
         .configure(todos::config)
         .configure(tokens::config)
+        .configure(account::config)
         .configure(events::config)
         .configure(admin::config);
 }

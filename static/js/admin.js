@@ -67,7 +67,9 @@
       if (ends) {
         const ended = data.session_ids || [];
         tr.querySelectorAll(".sessions li").forEach((li) => {
-          if (ended.length === 0 || ended.includes(li.dataset.sessionId)) li.remove();
+          // No ids: every session of the user ended, but `except` (ended from that one).
+          const all = ended.length === 0 && li.dataset.sessionId !== data.except;
+          if (all || ended.includes(li.dataset.sessionId)) li.remove();
         });
         const left = recount(tr);
         tr.querySelector(".status").textContent =

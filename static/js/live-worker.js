@@ -32,6 +32,12 @@ function connect() {
     try { data = JSON.parse(event.data); } catch (_) { /* keep the defaults */ }
     tell({ type: "reauth", message: data.message });
   });
+  // The user's sessions changed (a sign-in, or one ended elsewhere): every tab hears of it.
+  source.addEventListener("sessions", (event) => {
+    let data = {};
+    try { data = JSON.parse(event.data); } catch (_) { return; }
+    tell({ type: "sessions", data });
+  });
   source.addEventListener("error", () => {
     // The browser retries network errors by itself; a refused stream (401, 5xx) is closed.
     if (source.readyState === EventSource.CLOSED && !ended) check();

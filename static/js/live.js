@@ -46,6 +46,24 @@
     setTimeout(() => location.assign("/reauth?return=" + encodeURIComponent(here)), 800);
   }
 
+  // A sign-in elsewhere, or a session ended elsewhere. From a new device, every other tab shows
+  // a notice that does not get in the way, linking to the sessions page; the page refreshes.
+  function sessionsChanged(data) {
+    if (left || !data) return;
+    if (data.kind === "signin" && data.new_device && data.session_id !== session && data.message) {
+      const notice = document.createElement("p");
+      notice.className = "notice new-sign-in";
+      notice.setAttribute("role", "status");
+      notice.append(data.message + ". ");
+      const link = document.createElement("a");
+      link.href = data.page || "/account/sessions";
+      link.textContent = "Review your sessions";
+      notice.append(link);
+      document.querySelector("main")?.prepend(notice);
+    }
+    document.dispatchEvent(new CustomEvent("ual-todo:sessions", { detail: data }));
+  }
+
   const url = "/static/js/live-worker.js";
   const worker = window.SharedWorker
     ? new SharedWorker(url, { name: "ual-todo-live-" + session })
@@ -54,6 +72,7 @@
   port.onmessage = (event) => {
     if (event.data && event.data.type === "logout") signedOut(event.data.reason, event.data.message);
     if (event.data && event.data.type === "reauth") signInAgain(event.data.message);
+    if (event.data && event.data.type === "sessions") sessionsChanged(event.data.data);
   };
   if (worker.port) worker.port.start();
 

@@ -178,6 +178,8 @@ async fn a_session_being_created_for_a_suspended_user_is_never_saved() {
         expires_at: now + time::Duration::hours(1),
         auth_time: None,
         idp_ends_at: None,
+        method: None,
+        new_device: false,
     };
 
     let saved = SessionRecord::insert(&mut conn, &row).await.unwrap();

@@ -113,6 +113,10 @@ async fn signing_out_ends_only_that_sessions_stream_with_reason_self() {
         (event.name.as_str(), reason(&event).as_str()),
         ("logout", "self")
     );
+    // The phone's stream stays open: it only hears that its list of sessions changed.
+    let heard = on_phone.next(Duration::from_millis(300)).await.unwrap();
+    assert_eq!(heard.name, "sessions", "no logout: {heard:?}");
+    assert!(heard.data.contains(r#""kind":"ended""#));
     assert_eq!(on_phone.next(Duration::from_millis(300)).await, None);
 }
 

@@ -1,6 +1,8 @@
 //! Integration tests against the real PostgreSQL: every test gets its own database, cloned from a
 //! migrated template, and its own app on a free port. One binary keeps link times down.
 
+mod account_sessions;
+mod account_sessions_sso;
 mod account_states;
 mod admin;
 mod admin_roles;

@@ -153,6 +153,7 @@ async fn unfinished_sso_sign_ins_are_swept_once_expired() {
                 expires_at,
                 max_age: None,
                 land_on: None,
+                end_others_of: None,
             };
             OidcLogin::create(&mut conn, &pending).await.unwrap();
         }

@@ -3,6 +3,7 @@
 pub mod access_token;
 pub mod group;
 pub mod instance_secret;
+pub mod known_device;
 pub mod oidc_login;
 pub mod org;
 pub mod org_api_key;

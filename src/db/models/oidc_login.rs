@@ -2,7 +2,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
-use crate::db::{ids::OrgId, schema::oidc_logins};
+use crate::db::{
+    ids::{OrgId, SessionId},
+    schema::oidc_logins,
+};
 
 /// An SSO sign-in between its start and its callback: what the callback needs to check the
 /// IdP's answer. Used once.
@@ -19,6 +22,9 @@ pub struct OidcLogin {
     pub max_age: Option<i32>,
     /// Where the browser goes after signing in (a path of this app).
     pub land_on: Option<String>,
+    /// The session that asked to end every other session of its user once this (fresh)
+    /// sign-in confirms it is them.
+    pub end_others_of: Option<SessionId>,
 }
 
 /// A sign-in to record as it starts.
@@ -32,6 +38,7 @@ pub struct NewOidcLogin<'a> {
     pub expires_at: OffsetDateTime,
     pub max_age: Option<i32>,
     pub land_on: Option<&'a str>,
+    pub end_others_of: Option<SessionId>,
 }
 
 impl std::fmt::Debug for OidcLogin {

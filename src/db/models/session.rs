@@ -4,8 +4,13 @@ use time::OffsetDateTime;
 
 use crate::db::{
     ids::{AccountState, OrgId, SessionId, UserId},
+    models::known_device,
     schema::{sessions, users},
 };
+
+/// The most sessions `/account/sessions` lists (a script signing in in a loop could make
+/// thousands); "end every other session" still ends them all.
+pub const MAX_LISTED: i64 = 200;
 
 /// A row of the session store. `id` is the SHA-256 of the cookie's key, never the key itself.
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
@@ -28,6 +33,10 @@ pub struct SessionRecord {
     pub idp_ends_at: Option<OffsetDateTime>,
     /// Since when the session must authenticate again before going on.
     pub reauth_requested_at: Option<OffsetDateTime>,
+    /// How it signed in: `password` or `sso` (unknown for sessions older than the column).
+    pub method: Option<String>,
+    /// Signed in from a device its user had not signed in from before.
+    pub new_device: bool,
 }
 
 /// What `load` needs of a live session.
@@ -55,7 +64,7 @@ pub struct SessionSummary {
 
 /// A session row to insert. `None` is written as NULL (what every nullable column defaults to),
 /// not as `DEFAULT`, so rows can also be written with `COPY` (the bench's bulk seeding).
-#[derive(Debug, Insertable)]
+#[derive(Clone, Debug, Insertable)]
 #[diesel(table_name = sessions, treat_none_as_default_value = false)]
 pub struct NewSession<'a> {
     pub id: &'a [u8],
@@ -71,6 +80,21 @@ pub struct NewSession<'a> {
     pub expires_at: OffsetDateTime,
     pub auth_time: Option<OffsetDateTime>,
     pub idp_ends_at: Option<OffsetDateTime>,
+    pub method: Option<&'a str>,
+    pub new_device: bool,
+}
+
+/// A session as its own user sees it on `/account/sessions`: no state, no key hash.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct OwnSession {
+    pub public_id: SessionId,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub method: Option<String>,
+    pub new_device: bool,
 }
 
 impl SessionRecord {
@@ -91,7 +115,8 @@ impl SessionRecord {
 
     /// Inserts a session; one of a user who is not active is not inserted (`false`). The user's
     /// row is read `FOR SHARE`, so an insert racing a suspension waits for it to commit and
-    /// then sees the new state: a suspension can never miss a session being created.
+    /// then sees the new state: a suspension can never miss a session being created. A signed-in
+    /// session's device is recorded among the user's known devices, and marked if it is new.
     pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSession<'_>) -> QueryResult<bool> {
         let Some(user) = new.user_id else {
             return Self::insert_row(conn, new).await.map(|()| true);
@@ -108,7 +133,12 @@ impl SessionRecord {
             if active.is_none() {
                 return Ok(false);
             }
-            Self::insert_row(conn, new).await.map(|()| true)
+            let new_device = known_device::seen(conn, user, new.user_agent, new.ip).await?;
+            let new = NewSession {
+                new_device,
+                ..new.clone()
+            };
+            Self::insert_row(conn, &new).await.map(|()| true)
         })
         .await
     }
@@ -251,6 +281,23 @@ impl SessionRecord {
             .filter(sessions::expires_at.gt(diesel::dsl::now))
             .order(sessions::created_at.desc())
             .select(SessionSummary::as_select())
+            .load(conn)
+            .await
+    }
+
+    /// The live sessions of `user` (of `org`), most recently active first.
+    pub async fn live_of_user(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+        user: UserId,
+    ) -> QueryResult<Vec<OwnSession>> {
+        sessions::table
+            .filter(sessions::org_id.eq(org))
+            .filter(sessions::user_id.eq(user))
+            .filter(sessions::expires_at.gt(diesel::dsl::now))
+            .order((sessions::last_seen_at.desc(), sessions::created_at.desc()))
+            .limit(MAX_LISTED)
+            .select(OwnSession::as_select())
             .load(conn)
             .await
     }

@@ -3,7 +3,7 @@
 mod login;
 mod logout;
 mod reauth;
-mod sso;
+pub(crate) mod sso;
 
 pub use logout::POST_LOGOUT_PATH;
 pub use sso::CALLBACK;

@@ -104,6 +104,7 @@ pub async fn reauth_form(
                 &public_url,
                 &fresh,
                 Some(&back),
+                None,
             );
             if let Ok(begun) = begun.await? {
                 return Ok(redirect_to_idp(begun, &signer));

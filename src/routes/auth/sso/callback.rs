@@ -17,7 +17,10 @@ use crate::{
         models::{NewUser, OidcLogin, Org, SessionRecord, User},
     },
     error::{AppError, is_unique_violation},
-    routes::auth::login::{Federated, LoginPage, render, sign_in},
+    routes::{
+        account::ending,
+        auth::login::{Federated, LoginPage, render, sign_in},
+    },
     secret_box::SecretBox,
     signed_cookie::{self, CookieSigner},
 };
@@ -130,6 +133,14 @@ pub async fn callback(
     let span = tracing::Span::current();
     span.record("org", org.slug.as_str());
     span.record("user", tracing::field::display(user.id));
+    // Started by "end every other session": the fresh sign-in confirms it; nobody signs in.
+    if let Some(asking) = login.end_others_of {
+        let mut response = ending::finish_with_idp(&req, &mut conn, &login, asking, &user).await?;
+        response
+            .add_cookie(&signed_cookie::removal(STATE_COOKIE, COOKIE_PATH))
+            .map_err(|e| AppError::Unexpected(e.into()))?;
+        return Ok(response);
+    }
     tracing::info!("signed in with SSO");
     // A session asked to authenticate again goes on, the same session, if the same person did.
     if awaits_reauth(&req)

@@ -100,6 +100,7 @@ pub async fn initiate(
         &public_url,
         &options,
         land_on.as_deref(),
+        None,
     )
     .await?
     {

@@ -24,6 +24,7 @@ use crate::{
     config::PublicUrl,
     db::{
         Pool,
+        ids::SessionId,
         models::{OidcLogin, Org, oidc_login::NewOidcLogin},
     },
     error::AppError,
@@ -141,7 +142,17 @@ pub async fn start(
     };
     let idp = idp?;
     let options = StartOptions::default();
-    match begin(&mut conn, &sso, (&org, &idp), &public_url, &options, None).await? {
+    match begin(
+        &mut conn,
+        &sso,
+        (&org, &idp),
+        &public_url,
+        &options,
+        None,
+        None,
+    )
+    .await?
+    {
         Ok(started) => Ok(redirect_to_idp(started, &signer)),
         Err(message) => fail(StatusCode::SERVICE_UNAVAILABLE, message),
     }
@@ -155,7 +166,8 @@ pub struct Begun {
 
 /// Starts a sign-in of `org` at its IdP and records it; `Err` says what to tell the person when
 /// the IdP cannot be reached. After the callback the browser lands on `land_on` (a path of this
-/// app), else on the todo list.
+/// app), else on the todo list. With `end_others_of` (a session, and `options.fresh`), the
+/// callback ends every other session of that session's user instead of signing in.
 pub async fn begin(
     conn: &mut AsyncPgConnection,
     sso: &Sso,
@@ -163,6 +175,7 @@ pub async fn begin(
     public_url: &PublicUrl,
     options: &StartOptions,
     land_on: Option<&str>,
+    end_others_of: Option<SessionId>,
 ) -> Result<Result<Begun, &'static str>, AppError> {
     let started = match sso.start(idp, &public_url.join(CALLBACK), options).await {
         Ok(started) => started,
@@ -182,6 +195,7 @@ pub async fn begin(
         expires_at,
         max_age: started.max_age.and_then(|s| i32::try_from(s).ok()),
         land_on,
+        end_others_of,
     };
     OidcLogin::create(conn, &pending).await?;
     Ok(Ok(Begun {
