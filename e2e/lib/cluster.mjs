@@ -173,6 +173,8 @@ export async function startCluster({ databaseUrl, instances = 3, env = {} }) {
       }
       throw new Error(`the instances held [${counts}] live streams, not ${total} in all, after ${timeout} ms`);
     },
+    /** nginx's error log. */
+    nginxErrors: () => read('nginx/error.log'),
     /** The ends of every instance's log and of nginx's error log, for a failed test. */
     logs: () => [
       ...indexes.map((i) => [`instance ${i}`, () => read(`instance-${i}.log`), 12]),
