@@ -24,10 +24,13 @@ function portIsFree(port) {
   });
 }
 
-/** The first of `count` consecutive free ports on 127.0.0.1, from a random start. */
+/**
+ * The first of `count` consecutive free ports on 127.0.0.1, from a random start below Linux's
+ * ephemeral range (32768+), so no outgoing connection takes one while an instance restarts.
+ */
 export async function freePorts(count) {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     const free = await Promise.all(Array.from({ length: count }, (_, i) => portIsFree(base + i)));
     if (free.every(Boolean)) return base;
   }
