@@ -50,6 +50,11 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16, global = true)]
     pub database_pool_size: usize,
 
+    /// On SIGTERM, how long the instance keeps serving while `/healthz` answers 503 and every
+    /// response closes its connection, before it stops (see `deploy/nginx/`).
+    #[arg(long, env = "SHUTDOWN_DRAIN", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub shutdown_drain: Duration,
+
     /// Database connections per instance reserved for revocations (Universal Logout,
     /// back-channel logout, SCIM writes, Shared Signals): page views cannot take them.
     #[arg(long, env = "REVOCATION_POOL_SIZE", default_value_t = 4, global = true)]
@@ -101,6 +106,7 @@ impl Settings {
             deleted_user_retention: Duration::from_secs(30 * 24 * 3600),
             database_pool_size: 8,
             revocation_pool_size: 2,
+            shutdown_drain: Duration::ZERO,
             page_concurrency: 16,
             jwks_min_refetch: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod drain;
 pub mod error;
 pub mod flash;
 pub mod live;

@@ -33,6 +33,7 @@ use crate::{
         self,
         models::{InstanceSecret, User},
     },
+    drain::{self, Draining},
     error::AppError,
     flash,
     live::{self, Hub},
@@ -64,6 +65,8 @@ pub struct Application {
     port: u16,
     public_url: PublicUrl,
     hub: std::sync::Arc<Hub>,
+    draining: web::Data<Draining>,
+    drain_for: Duration,
     server: Server,
 }
 
@@ -81,6 +84,8 @@ impl Application {
             settings.revocation_pool_size,
         )?)?);
         let page_slots = web::Data::new(PageSlots::new(settings.page_concurrency));
+        let draining = web::Data::new(Draining::default());
+        let draining_data = draining.clone();
         let (key, secrets, has_users) = {
             let mut conn = pool.get().await.context("cannot connect to the database")?;
             let (secrets, from_env) = SecretBox::load(&mut conn, &settings).await?;
@@ -187,6 +192,7 @@ impl Application {
                 .app_data(pool_data.clone())
                 .app_data(revocation_pool.clone())
                 .app_data(page_slots.clone())
+                .app_data(draining_data.clone())
                 .app_data(url_data.clone())
                 .app_data(cookie_signer.clone())
                 .app_data(jwks.clone())
@@ -226,6 +232,7 @@ impl Application {
                 .default_service(web::to(routes::not_found))
                 .wrap(crate::page::security_headers())
                 .wrap(from_fn(metrics::count_requests))
+                .wrap(from_fn(drain::close_connections))
                 .wrap(TracingLogger::<RequestSpan>::new())
         })
         .workers(
@@ -242,6 +249,8 @@ impl Application {
             port: address.port(),
             public_url,
             hub,
+            draining,
+            drain_for: settings.shutdown_drain,
             server,
         })
     }
@@ -270,8 +279,14 @@ impl Application {
         tokio::select! {
             result = &mut server => result,
             () = shutdown_signal() => {
-                tracing::info!("shutting down: closing live streams and finishing requests");
+                tracing::info!(drain = ?self.drain_for, "shutting down: closing live streams, draining");
                 self.hub.close_all();
+                self.draining.start();
+                // Serve on while draining; a server that ends meanwhile ends the wait.
+                if let Ok(result) = tokio::time::timeout(self.drain_for, &mut server).await {
+                    return result;
+                }
+                tracing::info!("drained: finishing requests and stopping");
                 // The server future must keep running for the stop to complete.
                 let (_, result) = tokio::join!(handle.stop(true), server);
                 result

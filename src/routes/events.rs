@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::{
     auth::CurrentUser,
     db::Pool,
+    drain::Draining,
     error::{ApiError, AppError},
     live::{self, Feed, Hub},
 };
@@ -38,6 +39,16 @@ pub async fn stream(
     hub: std::sync::Arc<Hub>,
     pool: &Pool,
 ) -> Result<HttpResponse, ApiError> {
+    // A draining instance sends the browser elsewhere (the balancer retries a GET's 503 on
+    // another instance), rather than opening a stream it is about to close.
+    if req
+        .app_data::<web::Data<Draining>>()
+        .is_some_and(|d| d.is_on())
+    {
+        return Err(
+            AppError::Unavailable(anyhow::anyhow!("this instance is shutting down")).into(),
+        );
+    }
     let keep_alive = hub.keep_alive();
     let subscription = hub.subscribe(user.session_id, user.id, user.org_id, feed);
     if !live::session_is_live(pool, user.session_id)

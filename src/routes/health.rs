@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use diesel_async::RunQueryDsl as _;
 use serde_json::json;
 
-use crate::{db::Pool, live::Hub, metrics::Metrics};
+use crate::{db::Pool, drain::Draining, live::Hub, metrics::Metrics};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
@@ -13,8 +13,17 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 
 /// 200 when the database answers and the instance is listening for revocations; 503 (with what
 /// is wrong) otherwise, so a load balancer stops sending users to an instance that could not
-/// log their tabs out live.
-async fn healthz(pool: web::Data<Pool>, hub: web::Data<Hub>) -> HttpResponse {
+/// log their tabs out live, or that is shutting down (draining).
+async fn healthz(
+    pool: web::Data<Pool>,
+    hub: web::Data<Hub>,
+    draining: web::Data<Draining>,
+) -> HttpResponse {
+    if draining.is_on() {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .json(json!({ "status": "draining" }));
+    }
     let database = match pool.get().await {
         Ok(mut conn) => diesel::sql_query("SELECT 1")
             .execute(&mut conn)

@@ -1,5 +1,6 @@
 //! Graceful shutdown of a real `ual-todo` process: SIGTERM closes the live streams at once (the
-//! browser reconnects to another instance), lets in-flight requests finish, and exits cleanly.
+//! browser reconnects to another instance), drains (503 on `/healthz`, connections closed after
+//! each response), lets in-flight requests finish, and exits cleanly.
 
 use std::{process::Command, time::Duration};
 
@@ -50,6 +51,28 @@ async fn sigterm_closes_streams_finishes_requests_and_exits_cleanly() {
     assert!(
         stream.closes(Duration::from_secs(2)).await,
         "the live stream is closed at once"
+    );
+    // Draining (SHUTDOWN_DRAIN, 5 s by default): the balancer is told to go elsewhere, pages
+    // are still served but close their connections, and no new stream opens here.
+    let health = reqwest::get(format!("{a_address}/healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        health.json::<serde_json::Value>().await.unwrap()["status"],
+        "draining"
+    );
+    let page = browser.get("/todos").await;
+    assert_eq!(page.status(), StatusCode::OK, "pages are still served");
+    assert_eq!(
+        page.headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap()),
+        Some("close"),
+        "…on a connection that closes after the response"
+    );
+    assert_eq!(
+        browser.get("/events").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a reconnecting tab is sent to another instance"
     );
     let _ = send_rest.send(());
     let answer = in_flight
