@@ -60,6 +60,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    org_logouts (id) {
+        id -> Int8,
+        org_id -> Uuid,
+        source -> Text,
+        actor -> Text,
+        spared_session_id -> Nullable<Uuid>,
+        users_total -> Int4,
+        users_done -> Int4,
+        sessions_ended -> Int8,
+        tokens_revoked -> Int8,
+        last_user_id -> Nullable<Uuid>,
+        started_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        failure -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     orgs (id) {
         id -> Uuid,
         name -> Text,
@@ -188,6 +207,7 @@ diesel::joinable!(group_members -> users (user_id));
 diesel::joinable!(groups -> orgs (org_id));
 diesel::joinable!(oidc_logins -> orgs (org_id));
 diesel::joinable!(org_api_keys -> orgs (org_id));
+diesel::joinable!(org_logouts -> orgs (org_id));
 diesel::joinable!(revocations -> orgs (org_id));
 diesel::joinable!(revocations -> users (user_id));
 diesel::joinable!(scim_tokens -> orgs (org_id));
@@ -202,6 +222,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     groups,
     oidc_logins,
     org_api_keys,
+    org_logouts,
     orgs,
     revocations,
     scim_tokens,

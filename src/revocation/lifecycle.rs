@@ -137,6 +137,7 @@ async fn announce(
         org_id: org,
         user_id: user,
         session_ids: Vec::new(),
+        spared_session_id: None,
         source: by.source,
         actor: by.actor.chars().take(200).collect(),
         sessions_ended: 0,

@@ -1,5 +1,6 @@
 //! The one way sessions and tokens end: Universal Logout, back-channel logout, SCIM, admins and
-//! users signing out all call [`revoke_user`] or [`revoke_sessions`]. A user's state (suspended,
+//! users signing out all call [`revoke_user`] or [`revoke_sessions`]; a whole org signs out in
+//! batches ([`org`]). A user's state (suspended,
 //! deleted: [`lifecycle`]) and admin role ([`roles`]) change here too, since both must end
 //! sessions or live feeds the same way.
 //!
@@ -23,6 +24,7 @@ use crate::db::{
 };
 
 pub mod lifecycle;
+pub mod org;
 pub mod roles;
 
 pub use lifecycle::{StateChange, require_reauth, set_break_glass, set_state};
@@ -100,8 +102,12 @@ pub struct Notice {
     pub revocation_id: i64,
     pub org_id: OrgId,
     pub user_id: UserId,
-    /// The sessions that ended; empty when every session of the user did.
+    /// The sessions that ended; empty when every session of the user did (but the spared one).
     pub session_ids: Vec<SessionId>,
+    /// The one session of the user kept when all the others ended (an admin signing out
+    /// everyone in the org keeps their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spared_session_id: Option<SessionId>,
     pub source: RevocationSource,
     /// Who asked, as the audit log has it (cut to 200 characters).
     pub actor: String,

@@ -9,6 +9,7 @@ mod audit;
 mod dashboard;
 mod feed;
 mod keys;
+mod org_logout;
 mod pager;
 mod scim_tokens;
 mod users;
@@ -39,6 +40,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/sessions/{id}/logout",
             web::post().to(dashboard::end_session),
+        )
+        .service(
+            web::resource(org_logout::PATH)
+                .route(web::get().to(org_logout::progress))
+                .route(web::post().to(org_logout::sign_out_everyone)),
         )
         .route("/admin/audit", web::get().to(audit::audit))
         .service(
