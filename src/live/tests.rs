@@ -153,8 +153,16 @@ async fn a_revocation_that_spares_a_session_leaves_that_sessions_streams_open() 
         ..notice(org, admin, None)
     });
 
-    assert!(next_event_name(&mut other_tab).await.unwrap().contains("logout"));
+    assert!(
+        next_event_name(&mut other_tab)
+            .await
+            .unwrap()
+            .contains("logout")
+    );
     let seen = next_event_name(&mut dashboard).await.unwrap();
-    assert!(seen.contains("revoked"), "the dashboard hears of it: {seen}");
+    assert!(
+        seen.contains("revoked"),
+        "the dashboard hears of it: {seen}"
+    );
     assert_eq!(hub.stream_count(), 1, "the spared session's stream remains");
 }

@@ -70,8 +70,12 @@ async fn an_admin_signs_out_everyone_in_the_org_but_keeps_their_own_session() {
     let carol_tab = app.signed_in(&carol).await;
     let mut alice_events = EventStream::open(&alice_tab, "/events").await.unwrap();
     let mut bob_events = EventStream::open(&bob_tab, "/events").await.unwrap();
-    let mut elsewhere_events = EventStream::open(&admin_elsewhere, "/events").await.unwrap();
-    let mut dashboard = EventStream::open(&admin_here, "/admin/events").await.unwrap();
+    let mut elsewhere_events = EventStream::open(&admin_elsewhere, "/events")
+        .await
+        .unwrap();
+    let mut dashboard = EventStream::open(&admin_here, "/admin/events")
+        .await
+        .unwrap();
 
     // Act
     let response = admin_here
@@ -82,14 +86,23 @@ async fn an_admin_signs_out_everyone_in_the_org_but_keeps_their_own_session() {
     assert_is_redirect_to(&response, "/admin");
     assert!(hears_logout(&mut alice_events).await, "alice's tab is told");
     assert!(hears_logout(&mut bob_events).await, "bob's tab is told");
-    assert!(hears_logout(&mut elsewhere_events).await, "the admin's other tab is told");
+    assert!(
+        hears_logout(&mut elsewhere_events).await,
+        "the admin's other tab is told"
+    );
     let run = finished_run(&admin_here).await;
     assert_eq!(run["users_done"], 3);
-    assert_eq!(run["summary"], "3 of 3 users · 3 sessions ended · 1 token revoked");
+    assert_eq!(
+        run["summary"],
+        "3 of 3 users · 3 sessions ended · 1 token revoked"
+    );
     for signed_out in [&alice_tab, &bob_tab, &admin_elsewhere] {
         signed_out.assert_signed_out().await;
     }
-    assert!(admin_here.is_signed_in().await, "the admin's own session is kept");
+    assert!(
+        admin_here.is_signed_in().await,
+        "the admin's own session is kept"
+    );
     assert!(carol_tab.is_signed_in().await, "another org is untouched");
     assert_eq!(count(&app.db, "access_tokens WHERE revoked_at IS NULL"), 0);
     assert_eq!(
@@ -104,7 +117,10 @@ async fn an_admin_signs_out_everyone_in_the_org_but_keeps_their_own_session() {
         "one audit row per user"
     );
     let page = admin_here.page("/admin").await;
-    assert!(page.contains("3 of 3 users · 3 sessions ended · 1 token revoked"), "{page}");
+    assert!(
+        page.contains("3 of 3 users · 3 sessions ended · 1 token revoked"),
+        "{page}"
+    );
     assert!(page.contains("Everyone was signed out by admin admin@acme.test"));
     // The dashboard itself stays open: its stream carries the org's events, not a logout.
     let mut names = Vec::new();
@@ -132,7 +148,9 @@ async fn a_wrong_slug_signs_out_nobody() {
         assert_is_redirect_to(&response, "/admin");
         let page = admin_tab.page("/admin").await;
         assert!(
-            page.contains("Nobody was signed out: to sign out everyone in acme, type its slug, acme, exactly."),
+            page.contains(
+                "Nobody was signed out: to sign out everyone in acme, type its slug, acme, exactly."
+            ),
             "{typed:?}: {page}"
         );
     }
@@ -228,7 +246,12 @@ async fn org_logout_all_on_the_command_line_spares_nobody_and_prints_its_counts_
     let mut alice_events = EventStream::open(&alice_tabs[0], "/events").await.unwrap();
 
     let output = tokio::task::block_in_place(|| {
-        run_cli(&app.db, &["org", "logout-all", "acme", "--json"], None, "warn")
+        run_cli(
+            &app.db,
+            &["org", "logout-all", "acme", "--json"],
+            None,
+            "warn",
+        )
     });
 
     assert!(
@@ -251,7 +274,10 @@ async fn org_logout_all_on_the_command_line_spares_nobody_and_prints_its_counts_
     assert_eq!(
         count(
             &app.db,
-            &format!("revocations WHERE org_id = '{}' AND source = 'operator'", org.id)
+            &format!(
+                "revocations WHERE org_id = '{}' AND source = 'operator'",
+                org.id
+            )
         ),
         2
     );
@@ -331,14 +357,23 @@ async fn signing_out_ten_thousand_users_ends_every_session_and_token_batch_by_ba
     );
     assert_eq!(count(&app.db, &audited), 10_001, "one audit row per user");
     assert_eq!(
-        count(&app.db, &format!("(SELECT DISTINCT user_id FROM {audited}) AS u")),
+        count(
+            &app.db,
+            &format!("(SELECT DISTINCT user_id FROM {audited}) AS u")
+        ),
         10_001
     );
     // Each batch is its own transaction (its own `now()`): 500 users each, never one giant one.
     assert_eq!(
-        count(&app.db, &format!("(SELECT DISTINCT created_at FROM {audited}) AS b")),
+        count(
+            &app.db,
+            &format!("(SELECT DISTINCT created_at FROM {audited}) AS b")
+        ),
         21
     );
-    assert!(outsider_tab.is_signed_in().await, "another org is untouched");
+    assert!(
+        outsider_tab.is_signed_in().await,
+        "another org is untouched"
+    );
     eprintln!("signed out 10,001 users and 50,004 sessions in {took:?} (debug build)");
 }

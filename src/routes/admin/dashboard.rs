@@ -17,8 +17,8 @@ use crate::{
         Pool,
         ids::{AccountState, ManagedBy, SessionId, UserId},
         models::{
-            Org, OrgLogout, Revocation, RevocationSource, SessionRecord, User, revocation::AuditFilter,
-            session::SessionSummary,
+            Org, OrgLogout, Revocation, RevocationSource, SessionRecord, User,
+            revocation::AuditFilter, session::SessionSummary,
         },
     },
     error::{ApiError, AppError},
