@@ -9,7 +9,7 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 use tracing_actix_web::RequestId;
 
-use super::{feed::FeedRow, org_logout::RunView, pager};
+use super::{feed::FeedRow, pager, run_view::RunView};
 use crate::{
     auth::AdminUser,
     config::PublicUrl,

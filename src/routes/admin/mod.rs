@@ -11,6 +11,7 @@ mod feed;
 mod keys;
 mod org_logout;
 mod pager;
+mod run_view;
 mod scim_tokens;
 mod users;
 
