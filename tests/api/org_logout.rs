@@ -182,6 +182,33 @@ async fn a_user_who_is_not_an_admin_cannot_sign_out_everyone() {
 }
 
 #[tokio::test]
+async fn a_sign_out_of_everyone_posted_from_another_site_is_refused() {
+    let app = spawn_app().await;
+    let org = app.create_org("acme").await;
+    let admin = app.create_user(org.id, "admin@acme.test", true).await;
+    let alice = app.create_user(org.id, "alice@acme.test", false).await;
+    let admin_tab = app.signed_in(&admin).await;
+    let alice_tab = app.signed_in(&alice).await;
+
+    for (header, value) in [
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Origin", "https://evil.example"),
+    ] {
+        let response = admin_tab
+            .client
+            .post(app.url("/admin/org-logout"))
+            .header(header, value)
+            .form(&[("slug", "acme")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{header}");
+    }
+    assert!(alice_tab.is_signed_in().await);
+    assert_eq!(count(&app.db, "org_logouts"), 0);
+}
+
+#[tokio::test]
 async fn only_one_sign_out_of_everyone_runs_at_a_time_in_an_org() {
     let app = spawn_app().await;
     let org = app.create_org("acme").await;
