@@ -1,6 +1,6 @@
-//! `/admin`: the org's administrators watch sessions and sign users out, make and remove
-//! admins, suspend and reactivate users, set break-glass, read the audit log and manage
-//! Universal Logout credentials. Every route asks for [`AdminUser`], and every query is
+//! `/admin`: the org's administrators watch sessions and sign users out (one, or everyone in the
+//! org), make and remove admins, suspend and reactivate users, set break-glass, read the audit
+//! log and manage Universal Logout credentials. Every route asks for [`AdminUser`], and every query is
 //! scoped to the admin's own org: another org's user, session or key is "not found".
 //!
 //! [`AdminUser`]: crate::auth::AdminUser
