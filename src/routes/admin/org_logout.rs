@@ -22,7 +22,7 @@ use crate::{
     flash::{self, Flash},
     revocation::{
         Requester,
-        org::{BATCH_USERS, OrgLogoutError, finish, next_batch, start},
+        org::{BATCH_USERS, OrgLogoutError, finish, next_batch, rest_after, start},
     },
 };
 
@@ -86,18 +86,21 @@ pub async fn sign_out_everyone(
 }
 
 /// Runs batches until the org is done, a connection from the pool for each (so a run holds
-/// none between batches), then records how it ended.
+/// none between batches), resting between them, then records how it ended.
 async fn run_in_background(pool: &Pool, mut run: OrgLogout, by: Requester<'_>) {
     let error = loop {
         let mut conn = match pool.get().await {
             Ok(conn) => conn,
             Err(e) => break Some(e.to_string()),
         };
+        let started = std::time::Instant::now();
         match next_batch(&mut conn, &mut run, by, BATCH_USERS).await {
             Ok(batch) if batch.users == 0 => break None,
             Ok(_) => {}
             Err(e) => break Some(e.to_string()),
         }
+        drop(conn);
+        rest_after(started.elapsed()).await;
     };
     let recorded = match pool.get().await {
         Ok(mut conn) => finish(&mut conn, &run, error.as_deref())
