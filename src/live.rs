@@ -186,8 +186,7 @@ impl Hub {
                 json!({
                     "user_id": notice.user_id,
                     "session_ids": notice.session_ids,
-                    // With no ids: every session of the user ended but this one.
-                    "except": notice.except,
+                    "spared_session_id": notice.spared_session_id,
                     "source": notice.source,
                     "label": notice.source.label(),
                     "actor": notice.actor,
@@ -221,10 +220,9 @@ impl Hub {
         let sessions = if !notice.action.ends_sessions() {
             Vec::new()
         } else if notice.session_ids.is_empty() {
-            let of_user = streams.by_user.get(&notice.user_id);
-            let mut sessions = of_user.cloned().unwrap_or_default();
-            sessions.retain(|s| Some(*s) != notice.except);
-            sessions
+            let of_user = streams.by_user.get(&notice.user_id).into_iter().flatten();
+            let spared = notice.spared_session_id;
+            of_user.copied().filter(|s| Some(*s) != spared).collect()
         } else {
             notice.session_ids.clone()
         };

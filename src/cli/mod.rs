@@ -1,6 +1,7 @@
 //! The command line, one module per command group:
 //! - `serve` (the default) and `migrate`, here;
-//! - `org create`, `org set-idp`, `org set-admin-group`, `org disable`, `org enable` in [`org`];
+//! - `org create`, `org set-idp`, `org set-admin-group`, `org disable`, `org enable` in [`org`],
+//!   `org logout-all` in [`org_logout`];
 //! - `key create`, `key list`, `key revoke` in [`key`];
 //! - `scim-token create`, `scim-token list`, `scim-token revoke` in [`scim_token`];
 //! - `user create`, `user set-admin` in [`user`];
@@ -21,6 +22,7 @@ mod common;
 mod demo;
 mod key;
 mod org;
+mod org_logout;
 mod scim_token;
 mod user;
 

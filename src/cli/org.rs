@@ -1,4 +1,5 @@
-//! `org create`, `org set-idp`, `org set-admin-group`, `org disable` and `org enable`.
+//! `org create`, `org set-idp`, `org set-admin-group`, `org disable` and `org enable`;
+//! `org logout-all` is in [`super::org_logout`].
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -99,6 +100,15 @@ pub enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sign out everyone in the org: end every session and personal access token of every
+    /// user, admins included, each user audited (source `operator`) and every open tab told.
+    LogoutAll {
+        /// The org's slug.
+        slug: String,
+        /// Print one JSON object: `{"users": …, "sessions_ended": …, "tokens_revoked": …}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl OrgCommand {
@@ -126,7 +136,9 @@ impl OrgCommand {
                 .map_err(CliError::Usage)
             }
             OrgCommand::SetAdminGroup { name, .. } => admin_group_name(name.as_deref()).map(drop),
-            OrgCommand::Disable { .. } | OrgCommand::Enable { .. } => Ok(()),
+            OrgCommand::Disable { .. }
+            | OrgCommand::Enable { .. }
+            | OrgCommand::LogoutAll { .. } => Ok(()),
         }
     }
 }
@@ -171,6 +183,9 @@ pub(super) async fn run(
         }
         OrgCommand::Disable { slug, json } => set_disabled(conn, &slug, true, json).await,
         OrgCommand::Enable { slug, json } => set_disabled(conn, &slug, false, json).await,
+        OrgCommand::LogoutAll { slug, json } => {
+            super::org_logout::logout_all(conn, &slug, json).await
+        }
     }
 }
 

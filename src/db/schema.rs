@@ -71,6 +71,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    org_logouts (id) {
+        id -> Int8,
+        org_id -> Uuid,
+        source -> Text,
+        actor -> Text,
+        spared_session_id -> Nullable<Uuid>,
+        users_total -> Int4,
+        users_done -> Int4,
+        sessions_ended -> Int8,
+        tokens_revoked -> Int8,
+        last_user_id -> Nullable<Uuid>,
+        started_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        failure -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     orgs (id) {
         id -> Uuid,
         name -> Text,
@@ -202,6 +221,7 @@ diesel::joinable!(groups -> orgs (org_id));
 diesel::joinable!(known_devices -> users (user_id));
 diesel::joinable!(oidc_logins -> orgs (org_id));
 diesel::joinable!(org_api_keys -> orgs (org_id));
+diesel::joinable!(org_logouts -> orgs (org_id));
 diesel::joinable!(revocations -> orgs (org_id));
 diesel::joinable!(revocations -> users (user_id));
 diesel::joinable!(scim_tokens -> orgs (org_id));
@@ -217,6 +237,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     known_devices,
     oidc_logins,
     org_api_keys,
+    org_logouts,
     orgs,
     revocations,
     scim_tokens,

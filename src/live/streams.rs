@@ -82,7 +82,8 @@ impl Streams {
     }
 }
 
-/// Sends `event` to every stream of `user`'s sessions (but `except`'s), keeping them open.
+/// Sends `event` to every page stream of `user`'s sessions (but `except`'s), keeping them open.
+/// Dashboards' feeds are not told: they hear of the org's changes through their own events.
 pub(super) fn send_to_user(
     streams: &Streams,
     user: UserId,
@@ -92,7 +93,7 @@ pub(super) fn send_to_user(
     let sessions = streams.by_user.get(&user).into_iter().flatten();
     for session in sessions.filter(|s| Some(**s) != except) {
         for id in streams.by_session.get(session).into_iter().flatten() {
-            if let Some(entry) = streams.entries.get(id) {
+            if let Some(entry) = streams.entries.get(id).filter(|e| e.feed == Feed::User) {
                 send(&entry.tx, event);
             }
         }

@@ -11,12 +11,12 @@ fn notice(org: OrgId, user: UserId, session: Option<SessionId>) -> Notice {
         org_id: org,
         user_id: user,
         session_ids: session.into_iter().collect(),
+        spared_session_id: None,
         source: RevocationSource::Ual,
         actor: "test".into(),
         sessions_ended: 1,
         at_ms: 0,
         action: Action::Revoke,
-        except: None,
         reason: None,
     }
 }
@@ -97,7 +97,7 @@ async fn ending_every_other_session_keeps_the_one_that_asked() {
     let mut on_tablet = hub.subscribe(tablet, alice, org, Feed::User);
     let all_but_laptop = Notice {
         source: RevocationSource::SelfService,
-        except: Some(laptop),
+        spared_session_id: Some(laptop),
         reason: Some(crate::revocation::FROM_ANOTHER_DEVICE.into()),
         ..notice(org, alice, None)
     };
@@ -207,4 +207,31 @@ async fn dropped_streams_unregister_and_other_orgs_hear_nothing() {
 
     assert!(next_event_name(&mut globex_admin).await.is_none());
     assert!(!hub.lock().by_user.contains_key(&alice));
+}
+
+#[tokio::test]
+async fn a_revocation_that_spares_a_session_leaves_that_sessions_streams_open() {
+    let hub = Hub::new(Duration::from_secs(15));
+    let (org, admin) = (OrgId::new(), UserId::new());
+    let (here, elsewhere) = (SessionId::new(), SessionId::new());
+    let mut dashboard = hub.subscribe(here, admin, org, Feed::Admin);
+    let mut other_tab = hub.subscribe(elsewhere, admin, org, Feed::User);
+
+    hub.revoked(&Notice {
+        spared_session_id: Some(here),
+        ..notice(org, admin, None)
+    });
+
+    assert!(
+        next_event_name(&mut other_tab)
+            .await
+            .unwrap()
+            .contains("logout")
+    );
+    let seen = next_event_name(&mut dashboard).await.unwrap();
+    assert!(
+        seen.contains("revoked"),
+        "the dashboard hears of it: {seen}"
+    );
+    assert_eq!(hub.stream_count(), 1, "the spared session's stream remains");
 }

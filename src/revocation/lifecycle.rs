@@ -137,12 +137,12 @@ async fn announce(
         org_id: org,
         user_id: user,
         session_ids: Vec::new(),
+        spared_session_id: None,
         source: by.source,
         actor: by.actor.chars().take(200).collect(),
         sessions_ended: 0,
         at_ms: i64::try_from(row.created_at.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
         action,
-        except: None,
         reason: None,
     };
     diesel::sql_query("SELECT pg_notify($1, $2)")

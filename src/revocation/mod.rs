@@ -1,5 +1,6 @@
 //! The one way sessions and tokens end: Universal Logout, back-channel logout, SCIM, admins and
-//! users signing out all call [`revoke_user`] or [`revoke_sessions`]. A user's state (suspended,
+//! users signing out all call [`revoke_user`] or [`revoke_sessions`]; a whole org signs out in
+//! batches ([`org`]). A user's state (suspended,
 //! deleted: [`lifecycle`]) and admin role ([`roles`]) change here too, since both must end
 //! sessions or live feeds the same way.
 //!
@@ -23,6 +24,7 @@ use crate::db::{
 };
 
 pub mod lifecycle;
+pub mod org;
 pub mod roles;
 
 pub use lifecycle::{StateChange, require_reauth, set_break_glass, set_state};
@@ -100,18 +102,18 @@ pub struct Notice {
     pub revocation_id: i64,
     pub org_id: OrgId,
     pub user_id: UserId,
-    /// The sessions that ended; empty when every session of the user did.
+    /// The sessions that ended; empty when every session of the user did (but the spared one).
     pub session_ids: Vec<SessionId>,
+    /// With `session_ids` empty: the one session of the user that did not end (the user ended
+    /// every other one from it; an admin signing out everyone in the org keeps their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spared_session_id: Option<SessionId>,
     pub source: RevocationSource,
     /// Who asked, as the audit log has it (cut to 200 characters).
     pub actor: String,
     pub sessions_ended: usize,
     /// When it happened, in Unix milliseconds.
     pub at_ms: i64,
-    /// With `session_ids` empty: the one session of the user that did not end (the user ended
-    /// every other one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub except: Option<SessionId>,
     /// Why, as the ended tabs say it, when the source alone does not (`self_device`: the user
     /// ended this session from another one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,7 +212,7 @@ enum Target<'a> {
 /// NOTIFY each of them, as `$12` (the action, with `$13` its detail). Exactly one of $5 (user),
 /// $6 (session), $7 (IdP session), $17 (the sessions of a user) is set; $17 also narrows $6 to
 /// that user's, and $18 is a session that does not end. A notice for "all but $18" names the
-/// one kept (`except`) rather than the ended, which may be many; $19 is its reason. (PostgreSQL
+/// one kept (`spared_session_id`) rather than the ended, which may be many; $19 is its reason. (PostgreSQL
 /// plans each call with its values, so the unset arms fold away: UAL stays one index scan.)
 /// With $14 set (whole-user revocations only), the user's state becomes $14, changed by $15 at
 /// $16, and a deleted user leaves its groups. With no audit row (a replay, or no session
@@ -262,7 +264,7 @@ SELECT (SELECT ok FROM allowed) AS allowed, audit.id, audit.sessions_ended, audi
            'revocation_id', audit.id, 'org_id', $4, 'user_id', audit.user_id,
            'session_ids', CASE WHEN $18::uuid IS NULL OR $6::uuid IS NOT NULL THEN per_user.ids
                                ELSE ARRAY[]::uuid[] END,
-           'except', CASE WHEN $6::uuid IS NULL THEN $18::uuid END, 'reason', $19::text,
+           'spared_session_id', CASE WHEN $6::uuid IS NULL THEN $18::uuid END, 'reason', $19::text,
            'source', $8, 'actor', left($9, 200),
            'sessions_ended', audit.sessions_ended, 'action', $12,
            'at_ms', (extract(epoch FROM audit.created_at) * 1000)::bigint)::text) END AS notified

@@ -66,10 +66,12 @@
     } else if (tr) {
       if (ends) {
         const ended = data.session_ids || [];
+        // No ids: every session of the user ended but the spared one (the admin's own, or the
+        // session the user ended all the others from).
+        const spared = data.spared_session_id;
         tr.querySelectorAll(".sessions li").forEach((li) => {
-          // No ids: every session of the user ended, but `except` (ended from that one).
-          const all = ended.length === 0 && li.dataset.sessionId !== data.except;
-          if (all || ended.includes(li.dataset.sessionId)) li.remove();
+          const id = li.dataset.sessionId;
+          if (ended.length === 0 ? id !== spared : ended.includes(id)) li.remove();
         });
         const left = recount(tr);
         tr.querySelector(".status").textContent =
@@ -161,6 +163,30 @@
     });
   }
   connect();
+
+  // "Sign out everyone": while a run is going, its progress is polled (it is kept in the
+  // database, so any instance answers); once done, the page reloads to show who is left.
+  const run = document.getElementById("org-logout-progress");
+  async function pollRun() {
+    try {
+      const response = await fetch("/admin/org-logout", { credentials: "same-origin", cache: "no-store" });
+      if (!response.ok) return setTimeout(pollRun, 2000);
+      const data = await response.json();
+      if (typeof data.users_done === "number") {
+        const bar = document.getElementById("org-logout-bar");
+        bar.max = data.users_total;
+        bar.value = data.users_done;
+        document.getElementById("org-logout-summary").textContent = data.summary;
+        document.getElementById("org-logout-status").textContent = data.status;
+      }
+      if (data.running) setTimeout(pollRun, 500);
+      else location.reload();
+    } catch (_) {
+      setTimeout(pollRun, 2000); // offline for a moment
+    }
+  }
+  if (run && run.hasAttribute("data-running")) setTimeout(pollRun, 300);
+
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) location.reload();
   });

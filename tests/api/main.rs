@@ -25,6 +25,7 @@ mod migrations;
 mod oauth_fuzz;
 mod oauth_token;
 mod oidc_provider;
+mod org_logout;
 mod outage;
 mod pages;
 mod proxy;

@@ -119,7 +119,19 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         calls: usize,
     },
-    /// Every scenario above with its defaults (but the SCIM ones): one table, `target/bench/all.json`.
+    /// Sign out everyone in an org of N users (five sessions each) from the dashboard, while
+    /// Universal Logout requests for another org's users arrive every 10 ms: the run's total
+    /// time and the UAL latency meanwhile.
+    OrgLogout {
+        /// Users of the org signed out.
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Users whose five sessions each hold an open live-logout stream.
+        #[arg(long, default_value_t = 200)]
+        stream_users: usize,
+    },
+    /// Every scenario above with its defaults (but the SCIM ones and org-logout): one table,
+    /// `target/bench/all.json`.
     All,
     /// Internal: serve the app (what the scenarios start as separate processes).
     #[command(hide = true)]
@@ -217,6 +229,13 @@ async fn bench(command: Command) -> anyhow::Result<()> {
         Command::ScimFilter { users, calls } => report::publish(
             "scim-filter",
             &scenarios::scim_filter::run(users, calls).await?,
+        ),
+        Command::OrgLogout {
+            users,
+            stream_users,
+        } => report::publish(
+            "org-logout",
+            &scenarios::org_logout::run(users, stream_users).await?,
         ),
         Command::All => all().await,
         Command::Serve { .. } => unreachable!("handled in main"),

@@ -9,7 +9,7 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 use tracing_actix_web::RequestId;
 
-use super::{feed::FeedRow, pager};
+use super::{feed::FeedRow, pager, run_view::RunView};
 use crate::{
     auth::AdminUser,
     config::PublicUrl,
@@ -17,8 +17,8 @@ use crate::{
         Pool,
         ids::{AccountState, ManagedBy, SessionId, UserId},
         models::{
-            Org, Revocation, RevocationSource, SessionRecord, User, revocation::AuditFilter,
-            session::SessionSummary,
+            Org, OrgLogout, Revocation, RevocationSource, SessionRecord, User,
+            revocation::AuditFilter, session::SessionSummary,
         },
     },
     error::{ApiError, AppError},
@@ -124,6 +124,8 @@ pub struct DashboardPage {
     pub complete: bool,
     pub feed: Vec<FeedRow>,
     pub endpoint: String,
+    /// The org's latest "sign out everyone", going or done.
+    pub org_logout: Option<RunView>,
 }
 
 /// `GET /admin`.
@@ -170,6 +172,7 @@ pub async fn dashboard(
     let session_count = SessionRecord::count_live_for_org(&mut conn, org.id).await?;
     let feed = Revocation::page_for_org(&mut conn, org.id, &AuditFilter::default(), 0, FEED_LENGTH)
         .await?;
+    let org_logout = OrgLogout::latest(&mut conn, org.id).await?;
     drop(conn);
 
     let pages = ((user_count + USERS_PER_PAGE - 1) / USERS_PER_PAGE).max(1);
@@ -229,6 +232,7 @@ pub async fn dashboard(
             .into_iter()
             .map(|(r, email)| FeedRow::new(&r, email))
             .collect(),
+        org_logout: org_logout.as_ref().map(RunView::new),
     };
     Ok(page::render(&req, StatusCode::OK, dashboard))
 }

@@ -1,6 +1,6 @@
-//! `/admin`: the org's administrators watch sessions and sign users out, make and remove
-//! admins, suspend and reactivate users, set break-glass, read the audit log and manage
-//! Universal Logout credentials. Every route asks for [`AdminUser`], and every query is
+//! `/admin`: the org's administrators watch sessions and sign users out (one, or everyone in the
+//! org), make and remove admins, suspend and reactivate users, set break-glass, read the audit
+//! log and manage Universal Logout credentials. Every route asks for [`AdminUser`], and every query is
 //! scoped to the admin's own org: another org's user, session or key is "not found".
 //!
 //! [`AdminUser`]: crate::auth::AdminUser
@@ -9,7 +9,9 @@ mod audit;
 mod dashboard;
 mod feed;
 mod keys;
+mod org_logout;
 mod pager;
+mod run_view;
 mod scim_tokens;
 mod users;
 
@@ -39,6 +41,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/sessions/{id}/logout",
             web::post().to(dashboard::end_session),
+        )
+        .service(
+            web::resource(org_logout::PATH)
+                .route(web::get().to(org_logout::progress))
+                .route(web::post().to(org_logout::sign_out_everyone)),
         )
         .route("/admin/audit", web::get().to(audit::audit))
         .service(

@@ -1,6 +1,7 @@
 //! One module per scenario.
 
 pub mod fanout;
+pub mod org_logout;
 pub mod pages;
 pub mod scim_deactivate;
 pub mod scim_filter;
