@@ -22,9 +22,11 @@ use crate::db::{
     models::{AccessToken, Action, NewRevocation, Revocation, RevocationSource},
 };
 
+pub mod identifier;
 pub mod lifecycle;
 pub mod roles;
 
+pub use identifier::{EmailChange, change_email};
 pub use lifecycle::{StateChange, require_reauth, set_break_glass, set_state};
 pub use roles::{ROLE_CHANNEL, RoleChange, RoleError, RoleNotice, set_admin, set_admin_from_idp};
 
@@ -142,6 +144,8 @@ pub enum Sessions<'a> {
     One(SessionId),
     /// Every session signed in through one session at the IdP (the ID token's `sid`).
     OfIdpSession(&'a str),
+    /// Every session of one user (their personal access tokens stay: see [`revoke_user`]).
+    OfUser(UserId),
 }
 
 /// Ends some sessions of `org`: one audit row and one announcement per user concerned. Empty
@@ -188,7 +192,7 @@ enum Target<'a> {
 /// spend the JWT id (a conflict means a replay, and then nothing else happens), delete the
 /// sessions, revoke the tokens (whole-user revocations only), write one audit row per user, and
 /// NOTIFY each of them, as `$12` (the action, with `$13` its detail). Exactly one of $5 (user),
-/// $6 (session), $7 (IdP session) is set. With $14 set (whole-user revocations only), the user's
+/// $6 (session), $7 (IdP session), $17 (a user's sessions only) is set. With $14 set (whole-user revocations only), the user's
 /// state becomes $14, changed by $15 at $16, and a deleted user leaves its groups. With no
 /// audit row (a replay, or no session matched) the outer join still yields one row, of NULLs:
 /// it must not NOTIFY, or every instance would log an unreadable notice.
@@ -203,7 +207,7 @@ WITH spent AS (
 ), ended AS (
     DELETE FROM sessions
     WHERE org_id = $4 AND (SELECT ok FROM allowed)
-      AND (user_id = $5 OR public_id = $6 OR oidc_sid = $7)
+      AND (user_id = $5 OR user_id = $17 OR public_id = $6 OR oidc_sid = $7)
     RETURNING public_id, user_id
 ), tokens AS (
     UPDATE access_tokens SET revoked_at = now()
@@ -259,10 +263,11 @@ async fn revoke(
     by: Requester<'_>,
     effect: Effect<'_>,
 ) -> Result<Vec<Outcome>, RevokeError> {
-    let (user, session, idp_session) = match target {
-        Target::User(user) => (Some(user.0), None, None),
-        Target::Sessions(Sessions::One(id)) => (None, Some(id.0), None),
-        Target::Sessions(Sessions::OfIdpSession(sid)) => (None, None, Some(sid)),
+    let (user, session, idp_session, sessions_of) = match target {
+        Target::User(user) => (Some(user.0), None, None, None),
+        Target::Sessions(Sessions::One(id)) => (None, Some(id.0), None, None),
+        Target::Sessions(Sessions::OfIdpSession(sid)) => (None, None, Some(sid), None),
+        Target::Sessions(Sessions::OfUser(user)) => (None, None, None, Some(user.0)),
     };
     let once = by.single_use;
     let rows: Vec<Revoked> = diesel::sql_query(REVOKE)
@@ -282,6 +287,7 @@ async fn revoke(
         .bind::<Nullable<Text>, _>(effect.state.as_ref().map(|s| s.to.as_str()))
         .bind::<Nullable<Text>, _>(effect.state.as_ref().map(|s| s.by))
         .bind::<Nullable<Timestamptz>, _>(effect.state.as_ref().map(|s| s.at))
+        .bind::<Nullable<Uuid>, _>(sessions_of)
         .load(conn)
         .await?;
     if rows.iter().any(|row| !row.allowed) {

@@ -1,0 +1,163 @@
+//! `POST /ssf/events`: Shared Signals push delivery (RFC 8935). The authorization header names
+//! the stream, and so the org, before anything else is read; the SET must be signed by the
+//! stream's transmitter for the stream's audience; its effect is committed before the 202.
+
+mod error;
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use tracing_actix_web::RequestId;
+
+pub use error::PushError;
+
+use crate::{
+    auth::{self, jwks::JwksCache},
+    db::{
+        Pool,
+        models::{SsfStream, StreamStatus},
+    },
+    metrics::Metrics,
+    rate_limit::Limits,
+    routes::body,
+    secret_token::{self, Kind},
+    ssf::{
+        effect::{self, Context, EffectError},
+        event::{self, Signal},
+        set::{self, Code, Expect, SetError},
+    },
+};
+
+/// Where transmitters push SETs.
+pub const PATH: &str = "/ssf/events";
+/// The media type of a pushed SET.
+pub const CONTENT_TYPE: &str = "application/secevent+jwt";
+/// Largest SET accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource(PATH)
+            .route(web::post().to(receive))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "POST"))
+        .json(serde_json::json!({ "err": "invalid_request", "description": "use POST" }))
+}
+
+/// Receives one pushed SET.
+#[tracing::instrument(skip_all, fields(org, event))]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each argument is an actix extractor"
+)]
+async fn receive(
+    req: HttpRequest,
+    payload: web::Payload,
+    pool: web::Data<Pool>,
+    jwks: web::Data<JwksCache>,
+    metrics: web::Data<Metrics>,
+    limits: web::Data<Limits>,
+    request_id: RequestId,
+) -> Result<HttpResponse, PushError> {
+    let ip = limits.client_ip(&req);
+    if let Some(wait) = limits.ssf_per_ip.retry_after(&ip) {
+        tracing::warn!(ip, "too many failed Shared Signals authentications");
+        return Err(PushError::TooMany(wait));
+    }
+    let found = async {
+        let credential = auth::bearer(&req).map_err(PushError::from)?;
+        let presented = secret_token::parse(Kind::SsfPush, credential)
+            .ok_or_else(|| PushError::Unauthorized("unknown authorization header".into()))?;
+        let mut conn = pool.get().await?;
+        SsfStream::authenticate(&mut conn, &presented)
+            .await?
+            .ok_or_else(|| PushError::Unauthorized("unknown authorization header".into()))
+    }
+    .await;
+    let (stream, org) = match found {
+        Ok(found) => found,
+        Err(refused @ PushError::Unauthorized(_)) => {
+            limits.ssf_per_ip.failed(&ip);
+            return Err(refused);
+        }
+        Err(other) => return Err(other),
+    };
+    tracing::Span::current().record("org", org.slug.as_str());
+    if org.disabled_at.is_some() {
+        return Err(PushError::Refused(
+            Code::AccessDenied,
+            "this organisation is disabled".into(),
+        ));
+    }
+    if stream.status == StreamStatus::Disabled {
+        return Err(PushError::Refused(
+            Code::AccessDenied,
+            "this stream is disabled".into(),
+        ));
+    }
+    if !body::has_content_type(&req, CONTENT_TYPE) {
+        return Err(PushError::invalid(format!(
+            "the body must be a SET, sent with Content-Type: {CONTENT_TYPE}"
+        )));
+    }
+    let body = body::read_capped(&req, payload, MAX_BODY_BYTES).await?;
+    let token = std::str::from_utf8(&body)
+        .map_err(|_| PushError::invalid("the body is not a compact JWS"))?
+        .trim();
+    let expect = Expect {
+        issuer: &stream.issuer,
+        audience: &stream.audience,
+        jwks_uri: &stream.jwks_uri,
+    };
+    let set = set::verify(token, expect, &jwks).await.map_err(|e| match e {
+        SetError::Refused(code, why) => PushError::Refused(code, why),
+        unreachable @ SetError::KeysUnreachable => {
+            tracing::warn!(org = %org.slug, jwks_uri = %stream.jwks_uri, "cannot fetch the transmitter's keys");
+            PushError::Unavailable(unreachable.to_string())
+        }
+    })?;
+    let signal = Signal::of(&set.event_type, &set.event);
+    tracing::Span::current().record("event", signal.label());
+    let target = if signal.names_a_user() {
+        Some(event::target(set.sub_id.as_ref(), &set.event).map_err(PushError::invalid)?)
+    } else {
+        None
+    };
+
+    let mut conn = pool.get().await?;
+    let request_id = request_id.to_string();
+    let cx = Context {
+        org: &org,
+        stream: &stream,
+        request_id: &request_id,
+        metrics: &metrics,
+    };
+    let outcome = effect::apply(&mut conn, &cx, &set, &signal, target.as_ref())
+        .await
+        .map_err(|e| match e {
+            EffectError::Replayed => PushError::invalid(e.to_string()),
+            EffectError::Invalid(why) => PushError::invalid(why),
+            EffectError::App(crate::error::AppError::BadRequest(why)) => PushError::invalid(why),
+            EffectError::App(e) => {
+                tracing::error!(error = %e, "a Shared Signals event could not take effect");
+                PushError::Unavailable(
+                    "the event could not take effect; nothing was changed, try again".into(),
+                )
+            }
+        })?;
+    metrics.ssf_event(signal.label(), outcome.label());
+    if let Err(e) = SsfStream::record_event(&mut conn, stream.id).await {
+        tracing::warn!(error = %e, "cannot count a Shared Signals event");
+    }
+    tracing::info!(
+        event_type = %crate::telemetry::clip(&set.event_type),
+        outcome = outcome.label(),
+        "Shared Signals event"
+    );
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
