@@ -22,6 +22,7 @@ mod demo;
 mod key;
 mod org;
 mod scim_token;
+mod ssf;
 mod user;
 
 pub use common::CliError;

@@ -1,4 +1,5 @@
-//! `org create`, `org set-idp`, `org set-admin-group`, `org disable` and `org enable`.
+//! `org create`, `org set-idp`, `org set-admin-group`, `org disable` and `org enable` (and the
+//! Shared Signals commands of [`super::ssf`]).
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -99,6 +100,8 @@ pub enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Ssf(super::ssf::SsfCommand),
 }
 
 impl OrgCommand {
@@ -126,7 +129,7 @@ impl OrgCommand {
                 .map_err(CliError::Usage)
             }
             OrgCommand::SetAdminGroup { name, .. } => admin_group_name(name.as_deref()).map(drop),
-            OrgCommand::Disable { .. } | OrgCommand::Enable { .. } => Ok(()),
+            OrgCommand::Disable { .. } | OrgCommand::Enable { .. } | OrgCommand::Ssf(_) => Ok(()),
         }
     }
 }
@@ -171,6 +174,7 @@ pub(super) async fn run(
         }
         OrgCommand::Disable { slug, json } => set_disabled(conn, &slug, true, json).await,
         OrgCommand::Enable { slug, json } => set_disabled(conn, &slug, false, json).await,
+        OrgCommand::Ssf(command) => super::ssf::run(conn, settings, command).await,
     }
 }
 
