@@ -159,6 +159,14 @@ impl Application {
         let secrets = web::Data::new(secrets);
         let metrics = web::Data::new(Metrics::default());
         let limits = web::Data::new(Limits::new(settings.trust_proxy_headers));
+        tokio::spawn(crate::ssf::poller::run(crate::ssf::poller::Poller {
+            database_url: settings.database_url.clone(),
+            pool: pool_data.get_ref().clone(),
+            http: idp_http.get_ref().clone(),
+            jwks: jwks.clone().into_inner(),
+            secrets: secrets.get_ref().clone(),
+            metrics: metrics.clone().into_inner(),
+        }));
 
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(store.clone(), key.clone())

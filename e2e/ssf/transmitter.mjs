@@ -276,6 +276,12 @@ async function test(route, body, res) {
     const token = sign(body.header || {}, claims, body);
     return json(res, 200, { token, ...(await deliver(stream, token, claims.jti, body.authorization)) });
   }
+  if (route === '/test/queue') {
+    if (!stream) return json(res, 404, { error: 'no stream' });
+    stream.queue.set(body.jti, body.token);
+    wake(stream);
+    return json(res, 200, { queued: true, jti: body.jti });
+  }
   if (route === '/test/push') {
     if (!stream) return json(res, 404, { error: 'no stream' });
     return json(res, 200, await push(stream, body.token, body.authorization));

@@ -113,7 +113,7 @@ pub async fn discover(http: &IdpHttp, transmitter: &str) -> Result<Configuration
 }
 
 /// Calls a transmitter endpoint with the org's bearer; the JSON answer (or `Null` for none).
-async fn call(
+pub(crate) async fn call(
     http: &IdpHttp,
     method: Method,
     url: &str,

@@ -38,6 +38,7 @@ mod shutdown;
 mod signin_limits;
 mod ssf;
 mod ssf_fuzz;
+mod ssf_poll;
 mod ssf_streams;
 mod ssf_transmitter;
 mod sso;

@@ -161,11 +161,28 @@ pub async fn configure(
     org: &Org,
     delivery: Delivery,
 ) -> SsfStream {
-    let public_url = PublicUrl(url::Url::parse(&app.address).unwrap());
+    configure_on(&app.pool, &app.db.url, &app.address, tx, org, delivery).await
+}
+
+/// [`configure`] for the database at `url` (through `pool`), the app reached at `address`.
+pub async fn configure_on(
+    pool: &ual_todo::db::Pool,
+    url: &ual_todo::config::DatabaseUrl,
+    address: &str,
+    tx: &Transmitter,
+    org: &Org,
+    delivery: Delivery,
+) -> SsfStream {
+    let public_url = PublicUrl(url::Url::parse(address).unwrap());
+    let mut conn = pool.get().await.unwrap();
+    let secrets = SecretBox::load(&mut conn, &Settings::for_database(url.clone()))
+        .await
+        .unwrap()
+        .0;
     manage::configure(
-        &mut *app.conn().await,
+        &mut conn,
         &http(),
-        &secrets(app).await,
+        &secrets,
         &public_url,
         Setup {
             org,
@@ -176,4 +193,26 @@ pub async fn configure(
     )
     .await
     .expect("the stream is set up")
+}
+
+impl Transmitter {
+    /// Queues `token` under `jti` for polling again (as after a lost acknowledgement).
+    pub async fn requeue(&self, jti: &str, token: &str) {
+        let response = self
+            .post("/test/queue", &json!({ "jti": jti, "token": token }))
+            .await;
+        assert!(response.status().is_success());
+    }
+
+    /// Waits until `check` holds for the transmitter's state (10 s at most).
+    pub async fn wait_for(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let state = self.state().await;
+            if check(&state) {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the transmitter never saw {what}: {}", self.state().await)
+    }
 }

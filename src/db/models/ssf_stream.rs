@@ -160,6 +160,19 @@ impl SsfStream {
         }))
     }
 
+    /// The stream with this id.
+    pub async fn find(
+        conn: &mut AsyncPgConnection,
+        id: uuid::Uuid,
+    ) -> QueryResult<Option<SsfStream>> {
+        ssf_streams::table
+            .find(id)
+            .select(SsfStream::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
     /// The org's stream, if it has one.
     pub async fn for_org(
         conn: &mut AsyncPgConnection,

@@ -20,9 +20,9 @@ use crate::{
     routes::body,
     secret_token::{self, Kind},
     ssf::{
-        effect::{self, Context, EffectError},
-        event::{self, Signal},
-        set::{self, Code, Expect, SetError},
+        effect::Context,
+        receive::{self, Rejected},
+        set::Code,
     },
 };
 
@@ -48,7 +48,7 @@ async fn method_not_allowed() -> HttpResponse {
 }
 
 /// Receives one pushed SET.
-#[tracing::instrument(skip_all, fields(org, event))]
+#[tracing::instrument(skip_all, fields(org))]
 #[allow(
     clippy::too_many_arguments,
     reason = "each argument is an actix extractor"
@@ -107,26 +107,6 @@ async fn receive(
     let token = std::str::from_utf8(&body)
         .map_err(|_| PushError::invalid("the body is not a compact JWS"))?
         .trim();
-    let expect = Expect {
-        issuer: &stream.issuer,
-        audience: &stream.audience,
-        jwks_uri: &stream.jwks_uri,
-    };
-    let set = set::verify(token, expect, &jwks).await.map_err(|e| match e {
-        SetError::Refused(code, why) => PushError::Refused(code, why),
-        unreachable @ SetError::KeysUnreachable => {
-            tracing::warn!(org = %org.slug, jwks_uri = %stream.jwks_uri, "cannot fetch the transmitter's keys");
-            PushError::Unavailable(unreachable.to_string())
-        }
-    })?;
-    let signal = Signal::of(&set.event_type, &set.event);
-    tracing::Span::current().record("event", signal.label());
-    let target = if signal.names_a_user() {
-        Some(event::target(set.sub_id.as_ref(), &set.event).map_err(PushError::invalid)?)
-    } else {
-        None
-    };
-
     let mut conn = pool.get().await?;
     let request_id = request_id.to_string();
     let cx = Context {
@@ -135,28 +115,13 @@ async fn receive(
         request_id: &request_id,
         metrics: &metrics,
     };
-    let outcome = effect::apply(&mut conn, &cx, &set, &signal, target.as_ref())
+    receive::process(&mut conn, &cx, &jwks, token)
         .await
         .map_err(|e| match e {
-            EffectError::Replayed => PushError::invalid(e.to_string()),
-            EffectError::Invalid(why) => PushError::invalid(why),
-            EffectError::App(crate::error::AppError::BadRequest(why)) => PushError::invalid(why),
-            EffectError::App(e) => {
-                tracing::error!(error = %e, "a Shared Signals event could not take effect");
-                PushError::Unavailable(
-                    "the event could not take effect; nothing was changed, try again".into(),
-                )
-            }
+            Rejected::Refused(code, why) => PushError::Refused(code, why),
+            replayed @ Rejected::Replayed => PushError::invalid(replayed.to_string()),
+            Rejected::Retry(why) => PushError::Unavailable(why),
         })?;
-    metrics.ssf_event(signal.label(), outcome.label());
-    if let Err(e) = SsfStream::record_event(&mut conn, stream.id).await {
-        tracing::warn!(error = %e, "cannot count a Shared Signals event");
-    }
-    tracing::info!(
-        event_type = %crate::telemetry::clip(&set.event_type),
-        outcome = outcome.label(),
-        "Shared Signals event"
-    );
     Ok(HttpResponse::Accepted()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
