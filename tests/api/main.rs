@@ -5,6 +5,7 @@ mod account_states;
 mod admin;
 mod admin_roles;
 mod admin_scim_tokens;
+mod admin_ssf;
 mod admin_states;
 mod auth;
 mod backchannel;

@@ -11,6 +11,7 @@ mod feed;
 mod keys;
 mod pager;
 mod scim_tokens;
+mod ssf;
 mod users;
 
 use actix_web::web;
@@ -52,5 +53,17 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/scim-tokens/{prefix}/revoke",
             web::post().to(scim_tokens::revoke),
-        );
+        )
+        .configure(ssf_routes);
+}
+
+/// The Shared Signals page and its forms.
+fn ssf_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource(ssf::PATH)
+            .route(web::get().to(ssf::show))
+            .route(web::post().to(ssf::set)),
+    )
+    .route("/admin/ssf/verify", web::post().to(ssf::verify))
+    .route("/admin/ssf/remove", web::post().to(ssf::remove));
 }
