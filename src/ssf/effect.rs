@@ -75,6 +75,7 @@ pub struct Context<'a> {
     pub stream: &'a SsfStream,
     pub request_id: &'a str,
     pub metrics: &'a Metrics,
+    pub counts: &'a super::counts::EventCounts,
 }
 
 /// Makes `signal`'s effect on `target` (required when the signal names a user).

@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::{
+    counts::EventCounts,
     effect::Context,
     manage::{self, ManageError},
     receive::{self, Rejected},
@@ -57,6 +58,7 @@ pub struct Poller {
     pub jwks: Arc<JwksCache>,
     pub secrets: SecretBox,
     pub metrics: Arc<Metrics>,
+    pub counts: Arc<EventCounts>,
 }
 
 /// Looks for polled streams for ever, polling each this instance can lock.
@@ -199,6 +201,7 @@ async fn poll_once(
         stream,
         request_id: &request_id,
         metrics: &poller.metrics,
+        counts: &poller.counts,
     };
     let mut retry = HashMap::new();
     for (jti, token) in sets.iter().take(MAX_PENDING) {

@@ -8,7 +8,7 @@ use super::{
     event::{self, Signal},
     set::{self, Code, Expect, SetError},
 };
-use crate::{auth::jwks::JwksCache, db::models::SsfStream, error::AppError};
+use crate::{auth::jwks::JwksCache, error::AppError};
 
 /// Why a SET did not take effect.
 #[derive(Debug, thiserror::Error)]
@@ -68,9 +68,7 @@ pub async fn process(
             }
         })?;
     cx.metrics.ssf_event(signal.label(), outcome.label());
-    if let Err(e) = SsfStream::record_event(conn, stream.id).await {
-        tracing::warn!(error = %e, "cannot count a Shared Signals event");
-    }
+    cx.counts.add(stream.id);
     tracing::info!(
         org = %cx.org.slug,
         event = signal.label(),

@@ -378,10 +378,7 @@ async fn other_event_types_are_accepted_without_effect() {
         .await;
     accepted(&delivered);
     assert!(browser.is_signed_in().await);
-    let stream = SsfStream::for_org(&mut *s.app.conn().await, s.org.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stream = crate::ssf_transmitter::counted(&s.app, s.org.id, 1).await;
     assert_eq!(stream.events_received, 1);
     assert!(stream.last_event_at.is_some());
 }

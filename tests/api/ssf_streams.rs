@@ -236,7 +236,8 @@ async fn ssf_verify_asks_for_a_verification_and_its_arrival_is_recorded() {
     }
     let stored = verified.expect("the verification event arrived");
     assert_eq!(stored.verification_state.as_deref(), Some(state.as_str()));
-    assert_eq!(stored.events_received, 1);
+    let counted = crate::ssf_transmitter::counted(&app, stored.org_id, 1).await;
+    assert_eq!(counted.events_received, 1);
 }
 
 #[tokio::test]

@@ -216,3 +216,18 @@ impl Transmitter {
         panic!("the transmitter never saw {what}: {}", self.state().await)
     }
 }
+
+/// The org's stream once its received-events count (written once a second) reaches `n`.
+pub async fn counted(app: &TestApp, org: ual_todo::db::ids::OrgId, n: i64) -> SsfStream {
+    for _ in 0..60 {
+        let stream = SsfStream::for_org(&mut *app.conn().await, org)
+            .await
+            .unwrap()
+            .unwrap();
+        if stream.events_received >= n {
+            return stream;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the stream never counted {n} events")
+}

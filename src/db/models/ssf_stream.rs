@@ -204,12 +204,17 @@ impl SsfStream {
             .map(|n| n > 0)
     }
 
-    /// Counts a SET received (whatever its effect) and clears the last error.
-    pub async fn record_event(conn: &mut AsyncPgConnection, id: uuid::Uuid) -> QueryResult<()> {
+    /// Counts `n` SETs received (whatever their effect), the last at `at`.
+    pub async fn record_events(
+        conn: &mut AsyncPgConnection,
+        id: uuid::Uuid,
+        n: i64,
+        at: OffsetDateTime,
+    ) -> QueryResult<()> {
         diesel::update(ssf_streams::table.find(id))
             .set((
-                ssf_streams::events_received.eq(ssf_streams::events_received + 1),
-                ssf_streams::last_event_at.eq(diesel::dsl::now),
+                ssf_streams::events_received.eq(ssf_streams::events_received + n),
+                ssf_streams::last_event_at.eq(at),
             ))
             .execute(conn)
             .await

@@ -20,6 +20,7 @@ use crate::{
     routes::body,
     secret_token::{self, Kind},
     ssf::{
+        counts::EventCounts,
         effect::Context,
         receive::{self, Rejected},
         set::Code,
@@ -60,6 +61,7 @@ async fn receive(
     jwks: web::Data<JwksCache>,
     metrics: web::Data<Metrics>,
     limits: web::Data<Limits>,
+    counts: web::Data<EventCounts>,
     request_id: RequestId,
 ) -> Result<HttpResponse, PushError> {
     let ip = limits.client_ip(&req);
@@ -114,6 +116,7 @@ async fn receive(
         stream: &stream,
         request_id: &request_id,
         metrics: &metrics,
+        counts: &counts,
     };
     receive::process(&mut conn, &cx, &jwks, token)
         .await
