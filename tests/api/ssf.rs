@@ -707,3 +707,24 @@ async fn a_verification_event_marks_the_stream_verified_with_the_state_asked_for
             .await,
     );
 }
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_to_authenticate_is_made_to_wait() {
+    let s = setup().await;
+    let wrong = format!("Bearer ssf_{}", "x".repeat(44));
+    for _ in 0..20 {
+        let response = s
+            .push("x.y.z", "application/secevent+jwt", Some(&wrong))
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    let limited = s
+        .push("x.y.z", "application/secevent+jwt", Some(&wrong))
+        .await;
+
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["err"], "too_many_requests");
+}
