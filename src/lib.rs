@@ -21,6 +21,7 @@ pub mod secret_token;
 pub mod session_expiry;
 pub mod session_store;
 pub mod signed_cookie;
+pub mod ssf;
 pub mod startup;
 pub mod sweeper;
 pub mod telemetry;

@@ -36,6 +36,8 @@ struct Counters {
     revocations: BTreeMap<&'static str, u64>,
     durations: Histogram,
     password_checks: u64,
+    /// Shared Signals events accepted, by event and outcome (both closed sets).
+    ssf_events: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 /// This instance's counters.
@@ -72,6 +74,12 @@ impl Metrics {
         }
         histogram.count += 1;
         histogram.sum += seconds;
+    }
+
+    /// Counts a Shared Signals event accepted: `event` and `outcome` are labels from closed sets
+    /// (`Signal::label`, `Outcome::label`), never text from the SET.
+    pub fn ssf_event(&self, event: &'static str, outcome: &'static str) {
+        *self.lock().ssf_events.entry((event, outcome)).or_default() += 1;
     }
 
     /// Counts password verifications (argon2 runs) made by sign-ins.
@@ -151,6 +159,17 @@ impl Metrics {
             "ual_todo_revocation_duration_seconds_count {}",
             histogram.count
         );
+        let _ = writeln!(
+            out,
+            "# HELP ual_todo_ssf_events_total Shared Signals events accepted, by event and outcome."
+        );
+        let _ = writeln!(out, "# TYPE ual_todo_ssf_events_total counter");
+        for ((event, outcome), n) in &counters.ssf_events {
+            let _ = writeln!(
+                out,
+                "ual_todo_ssf_events_total{{event=\"{event}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
         let gauges = [
             (
                 "ual_todo_sse_streams",

@@ -153,6 +153,9 @@ pub struct Limits {
     /// Refused OAuth token requests per client IP (`POST /oauth/token`), counted like
     /// [`Limits::ual_per_ip`]: checked before any work, counted once refused.
     pub oauth_per_ip: RateLimiter,
+    /// Refused Shared Signals push credentials per client IP (`POST /ssf/events`), counted like
+    /// [`Limits::ual_per_ip`].
+    pub ssf_per_ip: RateLimiter,
     /// SSO sign-ins started per client IP (each stores a row until it expires).
     pub sso_start_per_ip: RateLimiter,
     /// SCIM requests per org (authenticated, so one key per org): generous, to keep one
@@ -169,6 +172,7 @@ impl Limits {
             login_per_ip: RateLimiter::new(50, Duration::from_secs(15 * 60)),
             ual_per_ip: RateLimiter::new(20, Duration::from_secs(60)),
             oauth_per_ip: RateLimiter::new(20, Duration::from_secs(60)),
+            ssf_per_ip: RateLimiter::new(20, Duration::from_secs(60)),
             sso_start_per_ip: RateLimiter::new(30, Duration::from_secs(10 * 60)),
             scim_per_org: RateLimiter::new(SCIM_REQUESTS_PER_MINUTE, Duration::from_secs(60)),
             trust_forwarded_for,

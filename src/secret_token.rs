@@ -1,6 +1,6 @@
 //! Bearer secrets the app issues: org API keys (`ual_…`, for Universal Logout), personal access
-//! tokens (`pat_…`, for the JSON API) and SCIM tokens (`scim_…`, for provisioning). A secret is 44
-//! random alphanumerics (about 262 bits) after its kind. It is shown once; the database keeps its
+//! tokens (`pat_…`, for the JSON API), SCIM tokens (`scim_…`, for provisioning) and Shared
+//! Signals push headers (`ssf_…`). A secret is 44 random alphanumerics (about 262 bits) after its kind. It is shown once; the database keeps its
 //! SHA-256 and a display prefix, looks a presented secret up by prefix and compares hashes in
 //! constant time.
 
@@ -21,6 +21,8 @@ pub enum Kind {
     OrgApiKey,
     AccessToken,
     ScimToken,
+    /// The authorization header a Shared Signals transmitter pushes SETs with.
+    SsfPush,
 }
 
 impl Kind {
@@ -29,6 +31,7 @@ impl Kind {
             Self::OrgApiKey => "ual_",
             Self::AccessToken => "pat_",
             Self::ScimToken => "scim_",
+            Self::SsfPush => "ssf_",
         }
     }
 }

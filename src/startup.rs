@@ -170,6 +170,20 @@ impl Application {
         let secrets = web::Data::new(secrets);
         let metrics = web::Data::new(Metrics::default());
         let limits = web::Data::new(Limits::new(settings.trust_proxy_headers));
+        let ssf_counts = web::Data::new(crate::ssf::counts::EventCounts::default());
+        tokio::spawn(crate::ssf::counts::EventCounts::run(
+            ssf_counts.clone().into_inner(),
+            pool_data.get_ref().clone(),
+        ));
+        tokio::spawn(crate::ssf::poller::run(crate::ssf::poller::Poller {
+            database_url: settings.database_url.clone(),
+            pool: pool_data.get_ref().clone(),
+            http: idp_http.get_ref().clone(),
+            jwks: jwks.clone().into_inner(),
+            secrets: secrets.get_ref().clone(),
+            metrics: metrics.clone().into_inner(),
+            counts: ssf_counts.clone().into_inner(),
+        }));
 
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(store.clone(), key.clone())
@@ -202,6 +216,7 @@ impl Application {
                 .app_data(secrets.clone())
                 .app_data(metrics.clone())
                 .app_data(limits.clone())
+                .app_data(ssf_counts.clone())
                 .app_data(
                     web::FormConfig::default()
                         .limit(FORM_LIMIT)

@@ -6,3 +6,4 @@ export * from './server.mjs';
 export * from './browser.mjs';
 export * from './live.mjs';
 export * from './sso.mjs';
+export * from './ssf.mjs';

@@ -96,6 +96,7 @@ export const REASON_TEXT = {
   expired: 'Your session has ended.',
   signed_out: 'You signed out.',
   suspended: 'Your account was suspended by your organisation.',
+  caep: "You were signed out by your organisation's security signals.",
 };
 
 const NOTICE_SELECTOR = 'main section.signed-out[role="alert"] p, main p.notice[role="status"]';

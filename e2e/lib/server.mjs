@@ -145,6 +145,8 @@ export async function startApp() {
       databaseUrl,
       /** `ual-todo ARGS` on this app's database (ARGS ending in `--json`); resolves with its JSON. */
       cli: (args) => runJson(args, databaseUrl),
+      /** The same with `input` on its standard input. */
+      cliWithInput: (args, input) => runJsonWithInput(args, databaseUrl, input),
       createUser: (email, { admin = false } = {}) =>
         runJson(['user', 'create', '--org', demo.org.slug, '--email', email, ...(admin ? ['--admin'] : []), '--json'], databaseUrl),
       /** `ual-todo org set-idp` for the demo org (the secret goes in on stdin). Resolves with its JSON. */

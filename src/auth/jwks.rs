@@ -86,6 +86,38 @@ impl JwksCache {
     }
 }
 
+impl JwksCache {
+    /// The key for `kid`/`alg` in the key set published at `jwks_uri` (a Shared Signals
+    /// transmitter names it in its configuration, not through OpenID discovery); cached and
+    /// re-fetched like an issuer's keys.
+    pub async fn key_at(
+        &self,
+        jwks_uri: &str,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<DecodingKey, JwksError> {
+        let http = self.http.clone();
+        let uri = jwks_uri.to_owned();
+        let found = self
+            .keys
+            .get(
+                &format!("jwks_uri {jwks_uri}"),
+                |keys, _| pick(keys, kid, alg),
+                move || async move { http.get_json::<JwkSet>(&uri).await },
+            )
+            .await;
+        match found {
+            Ok(key) => key,
+            Err(miss) if miss.failed => Err(JwksError::Unreachable),
+            Err(_) => Err(JwksError::UnknownKey {
+                issuer: jwks_uri.to_owned(),
+                kid: kid.map(str::to_owned),
+                alg,
+            }),
+        }
+    }
+}
+
 /// The issuer's key set, through its discovery document.
 async fn fetch(http: IdpHttp, issuer: String) -> Result<JwkSet, FetchError> {
     let discovery_url = format!(

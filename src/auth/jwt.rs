@@ -11,11 +11,11 @@ use time::OffsetDateTime;
 use crate::auth::jwks::{JwksCache, JwksError};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
-const LEEWAY: Duration = Duration::from_secs(60);
+pub const LEEWAY: Duration = Duration::from_secs(60);
 
 /// Signature algorithms accepted: asymmetric only. `none` and HMAC never are (an HMAC keyed
 /// with a public key is the classic forgery).
-const ALGORITHMS: &[Algorithm] = &[
+pub const ALGORITHMS: &[Algorithm] = &[
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,

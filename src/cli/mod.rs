@@ -24,6 +24,7 @@ mod key;
 mod org;
 mod org_logout;
 mod scim_token;
+mod ssf;
 mod user;
 
 pub use common::CliError;

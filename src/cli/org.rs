@@ -1,5 +1,5 @@
 //! `org create`, `org set-idp`, `org set-admin-group`, `org disable` and `org enable`;
-//! `org logout-all` is in [`super::org_logout`].
+//! `org logout-all` is in [`super::org_logout`], the Shared Signals commands in [`super::ssf`].
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -109,6 +109,8 @@ pub enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Ssf(super::ssf::SsfCommand),
 }
 
 impl OrgCommand {
@@ -138,7 +140,8 @@ impl OrgCommand {
             OrgCommand::SetAdminGroup { name, .. } => admin_group_name(name.as_deref()).map(drop),
             OrgCommand::Disable { .. }
             | OrgCommand::Enable { .. }
-            | OrgCommand::LogoutAll { .. } => Ok(()),
+            | OrgCommand::LogoutAll { .. }
+            | OrgCommand::Ssf(_) => Ok(()),
         }
     }
 }
@@ -186,6 +189,7 @@ pub(super) async fn run(
         OrgCommand::LogoutAll { slug, json } => {
             super::org_logout::logout_all(conn, &slug, json).await
         }
+        OrgCommand::Ssf(command) => super::ssf::run(conn, settings, command).await,
     }
 }
 

@@ -176,6 +176,35 @@ diesel::table! {
 }
 
 diesel::table! {
+    ssf_streams (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        transmitter -> Text,
+        issuer -> Text,
+        jwks_uri -> Text,
+        configuration_endpoint -> Nullable<Text>,
+        verification_endpoint -> Nullable<Text>,
+        stream_id -> Nullable<Text>,
+        audience -> Text,
+        delivery -> Text,
+        poll_endpoint -> Nullable<Text>,
+        push_prefix -> Nullable<Text>,
+        push_hash -> Nullable<Bytea>,
+        bearer_sealed -> Nullable<Bytea>,
+        status -> Text,
+        verification_state -> Nullable<Text>,
+        verification_requested_at -> Nullable<Timestamptz>,
+        verified_at -> Nullable<Timestamptz>,
+        events_received -> Int8,
+        last_event_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     todos (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -227,6 +256,7 @@ diesel::joinable!(revocations -> users (user_id));
 diesel::joinable!(scim_tokens -> orgs (org_id));
 diesel::joinable!(sessions -> orgs (org_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(ssf_streams -> orgs (org_id));
 diesel::joinable!(todos -> users (user_id));
 diesel::joinable!(users -> orgs (org_id));
 
@@ -244,6 +274,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     seen_jtis,
     sessions,
     settings,
+    ssf_streams,
     todos,
     users,
 );

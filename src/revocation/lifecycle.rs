@@ -13,7 +13,7 @@ use super::{
 };
 use crate::db::{
     ids::{AccountState, OrgId, UserId},
-    models::{Action, Revocation, SessionRecord, User},
+    models::{Action, Revocation, SeenJti, SessionRecord, User},
 };
 
 /// A state as set: the user afterwards, whether it changed, and what ended.
@@ -28,7 +28,8 @@ pub struct StateChange {
 /// Puts `user` of `org` into state `to` (`None`: no such user, or already deleted). Suspending
 /// or deleting marks the user, ends every session and personal access token, audits and
 /// announces it, in one transaction; reactivating brings nothing back. Setting the state a user
-/// already has changes and records nothing.
+/// already has changes and records nothing. A single-use id the requester carries (a SET's
+/// `jti`) is spent in the same transaction, whatever the outcome: a replay changes nothing.
 pub async fn set_state(
     conn: &mut AsyncPgConnection,
     org: OrgId,
@@ -37,12 +38,27 @@ pub async fn set_state(
     by: Requester<'_>,
 ) -> Result<Option<StateChange>, RevokeError> {
     conn.transaction::<_, RevokeError, _>(async |conn| {
+        let by = spend(conn, by).await?;
         let Some(found) = User::lock_in_org(conn, org, user).await? else {
             return Ok(None);
         };
         set_locked_state(conn, org, found, to, by).await.map(Some)
     })
     .await
+}
+
+/// Spends `by`'s single-use id, if any (inside the caller's transaction), and returns `by`
+/// without it, so that nothing later spends it twice.
+pub(super) async fn spend<'a>(
+    conn: &mut AsyncPgConnection,
+    by: Requester<'a>,
+) -> Result<Requester<'a>, RevokeError> {
+    if let Some(once) = by.single_use
+        && !SeenJti::record(conn, once.issuer, once.jti, once.remember_until).await?
+    {
+        return Err(RevokeError::Replayed);
+    }
+    Ok(by.spending(None))
 }
 
 /// [`set_state`] for a caller already inside a transaction that holds `found`'s row lock

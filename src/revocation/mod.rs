@@ -23,10 +23,12 @@ use crate::db::{
     models::{AccessToken, Action, NewRevocation, Revocation, RevocationSource},
 };
 
+pub mod identifier;
 pub mod lifecycle;
 pub mod org;
 pub mod roles;
 
+pub use identifier::{EmailChange, change_email};
 pub use lifecycle::{StateChange, require_reauth, set_break_glass, set_state};
 pub use roles::{ROLE_CHANNEL, RoleChange, RoleError, RoleNotice, set_admin, set_admin_from_idp};
 
@@ -161,6 +163,8 @@ pub enum Sessions<'a> {
     },
     /// Every session of `user` but `keep` (the one asking); its tokens stay.
     AllOfMineBut { user: UserId, keep: SessionId },
+    /// Every session of one user (their personal access tokens stay: see [`revoke_user`]).
+    OfUser(UserId),
 }
 
 /// The reason the tabs of a session ended from another of its user's sessions give.
@@ -308,6 +312,7 @@ async fn revoke(
             (owner, keep) = (Some(u.0), Some(k.0));
             reason = Some(FROM_ANOTHER_DEVICE);
         }
+        Target::Sessions(Sessions::OfUser(u)) => owner = Some(u.0),
     }
     let once = by.single_use;
     let rows: Vec<Revoked> = diesel::sql_query(REVOKE)

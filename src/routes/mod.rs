@@ -12,6 +12,7 @@ pub mod global_token_revocation;
 pub mod health;
 pub mod oauth_token;
 pub mod scim;
+pub mod ssf;
 pub mod todos;
 pub mod tokens;
 
@@ -28,6 +29,7 @@ pub fn machine(cfg: &mut web::ServiceConfig) {
         .configure(backchannel_logout::config)
         .configure(api::config)
         .configure(scim::config)
+        .configure(ssf::config)
         .configure(health::config)
         .configure(assets::config);
 }

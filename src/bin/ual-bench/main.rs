@@ -130,7 +130,23 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         stream_users: usize,
     },
-    /// Every scenario above with its defaults (but the SCIM ones and org-logout): one table,
+    /// Shared Signals push: a session-revoked SET → `logout` event on each of the user's
+    /// streams, N streams open over two instances; then SETs accepted per second.
+    Ssf {
+        /// Open streams (five per user) for the latency run; 0 skips it.
+        #[arg(long, default_value_t = 10_000)]
+        streams: usize,
+        /// Users signed out in the latency run.
+        #[arg(long, default_value_t = 250)]
+        users: usize,
+        /// SETs pushed in the throughput run; 0 skips it.
+        #[arg(long, default_value_t = 8_000)]
+        sets: usize,
+        /// Concurrent transmitter connections in the throughput run.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
+    /// Every scenario above with its defaults (but the SCIM ones, org-logout and ssf): one table,
     /// `target/bench/all.json`.
     All,
     /// Internal: serve the app (what the scenarios start as separate processes).
@@ -237,6 +253,21 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             "org-logout",
             &scenarios::org_logout::run(users, stream_users).await?,
         ),
+        Command::Ssf {
+            streams,
+            users,
+            sets,
+            connections,
+        } => {
+            let mut rows = Vec::new();
+            if streams > 0 {
+                rows.push(scenarios::ssf::latency(streams, users).await?);
+            }
+            if sets > 0 {
+                rows.push(scenarios::ssf::sustained(sets, connections).await?);
+            }
+            report::publish("ssf", &rows)
+        }
         Command::All => all().await,
         Command::Serve { .. } => unreachable!("handled in main"),
     }

@@ -13,6 +13,7 @@ pub mod scim_token;
 pub mod scim_user;
 pub mod seen_jti;
 pub mod session;
+pub mod ssf_stream;
 pub mod todo;
 pub mod user;
 
@@ -28,5 +29,6 @@ pub use scim_token::ScimToken;
 pub use scim_user::{UserAttributes, UserCriterion};
 pub use seen_jti::SeenJti;
 pub use session::SessionRecord;
+pub use ssf_stream::{Delivery, NewSsfStream, SsfStream, StreamStatus};
 pub use todo::Todo;
 pub use user::{NewUser, User};

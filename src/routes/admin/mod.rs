@@ -13,6 +13,7 @@ mod org_logout;
 mod pager;
 mod run_view;
 mod scim_tokens;
+mod ssf;
 mod users;
 
 use actix_web::web;
@@ -59,5 +60,17 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/scim-tokens/{prefix}/revoke",
             web::post().to(scim_tokens::revoke),
-        );
+        )
+        .configure(ssf_routes);
+}
+
+/// The Shared Signals page and its forms.
+fn ssf_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource(ssf::PATH)
+            .route(web::get().to(ssf::show))
+            .route(web::post().to(ssf::set)),
+    )
+    .route("/admin/ssf/verify", web::post().to(ssf::verify))
+    .route("/admin/ssf/remove", web::post().to(ssf::remove));
 }

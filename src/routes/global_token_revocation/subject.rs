@@ -52,6 +52,11 @@ pub fn parse(body: &[u8]) -> Result<Subject, AppError> {
     }
 }
 
+/// One subject identifier, as an object (a Shared Signals event's subject).
+pub fn from_identifier(identifier: &Map<String, Value>) -> Result<Subject, AppError> {
+    parse_identifier(identifier, true)?.ok_or_else(|| unsupported(identifier))
+}
+
 fn unsupported(identifier: &Map<String, Value>) -> AppError {
     let format = identifier
         .get("format")

@@ -6,6 +6,7 @@ pub mod pages;
 pub mod scim_deactivate;
 pub mod scim_filter;
 pub mod signin_soak;
+pub mod ssf;
 pub mod ual;
 pub mod ual_big;
 pub mod ual_under_load;
