@@ -1,6 +1,9 @@
 //! Builds the application: database, pool, shared secrets, background tasks, HTTP server.
 
-use std::{net::TcpListener, time::Duration};
+use std::{
+    net::{Shutdown, TcpListener},
+    time::Duration,
+};
 
 use actix_identity::{IdentityMiddleware, config::LogoutBehavior};
 use actix_session::{
@@ -67,6 +70,8 @@ pub struct Application {
     hub: std::sync::Arc<Hub>,
     draining: web::Data<Draining>,
     drain_for: Duration,
+    /// The listening socket (a second handle to it), to refuse new connections while draining.
+    listener: TcpListener,
     server: Server,
 }
 
@@ -109,6 +114,7 @@ impl Application {
             )
         })?;
         let address = listener.local_addr()?;
+        let listener_handle = listener.try_clone()?;
         let public_url = PublicUrl(match &settings.public_url {
             Some(url) => url.clone(),
             None => {
@@ -266,6 +272,7 @@ impl Application {
             hub,
             draining,
             drain_for: settings.shutdown_drain,
+            listener: listener_handle,
             server,
         })
     }
@@ -297,6 +304,16 @@ impl Application {
                 tracing::info!(drain = ?self.drain_for, "shutting down: closing live streams, draining");
                 self.hub.close_all();
                 self.draining.start();
+                // Refuse new connections at once: a balancer then tries another instance, even
+                // for a POST (nothing was sent). Requests on open connections are still served.
+                // (The server future must be polled for the pause to take effect.)
+                tokio::select! {
+                    () = handle.pause() => {}
+                    result = &mut server => return result,
+                }
+                if let Err(e) = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Read) {
+                    tracing::warn!(error = %e, "could not close the listening socket");
+                }
                 // Serve on while draining; a server that ends meanwhile ends the wait.
                 if let Ok(result) = tokio::time::timeout(self.drain_for, &mut server).await {
                     return result;
