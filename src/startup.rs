@@ -292,16 +292,18 @@ impl Application {
         &self.public_url
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully: stops accepting, closes the
-    /// live streams (browsers reconnect to another instance), lets in-flight requests finish
-    /// for up to [`SHUTDOWN_TIMEOUT`] seconds.
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully: refuses new connections,
+    /// closes the live streams (browsers reconnect to another instance), after SIGTERM drains
+    /// open connections for `SHUTDOWN_DRAIN` (see [`crate::drain`]), and lets in-flight requests
+    /// finish for up to [`SHUTDOWN_TIMEOUT`] seconds.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let mut server = std::pin::pin!(self.server);
         tokio::select! {
             result = &mut server => result,
-            () = shutdown_signal() => {
-                tracing::info!(drain = ?self.drain_for, "shutting down: closing live streams, draining");
+            terminated = shutdown_signal() => {
+                let drain_for = if terminated { self.drain_for } else { Duration::ZERO };
+                tracing::info!(drain = ?drain_for, "shutting down: closing live streams, draining");
                 self.hub.close_all();
                 self.draining.start();
                 // Refuse new connections at once: a balancer then tries another instance, even
@@ -315,7 +317,7 @@ impl Application {
                     tracing::warn!(error = %e, "could not close the listening socket");
                 }
                 // Serve on while draining; a server that ends meanwhile ends the wait.
-                if let Ok(result) = tokio::time::timeout(self.drain_for, &mut server).await {
+                if let Ok(result) = tokio::time::timeout(drain_for, &mut server).await {
                     return result;
                 }
                 tracing::info!("drained: finishing requests and stopping");
@@ -343,17 +345,22 @@ async fn cookie_key(conn: &mut AsyncPgConnection, settings: &Settings) -> anyhow
 }
 
 /// Resolves at SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or SIGTERM; `true` for SIGTERM (what orchestrators and `scripts/cluster`
+/// send), which drains first, while Ctrl-C at a terminal stops without the wait.
+async fn shutdown_signal() -> bool {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM can be handled");
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = ctrl_c => false,
+            _ = term.recv() => true,
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let _ = ctrl_c.await;
+        false
+    }
 }
