@@ -1,7 +1,6 @@
 //! ual-todo: a todo app that answers Universal Logout. When an identity provider says a user must
 //! be signed out everywhere, every session and token of theirs ends at once.
 
-pub mod admission;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -12,6 +11,7 @@ pub mod flash;
 pub mod live;
 pub mod metrics;
 pub mod page;
+pub mod priority;
 pub mod rate_limit;
 pub mod revocation;
 pub mod routes;

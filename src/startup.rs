@@ -24,7 +24,6 @@ use tracing_actix_web::TracingLogger;
 use url::Url;
 
 use crate::{
-    admission::{self, PageSlots, RevocationPool},
     auth::{
         csrf,
         idp_http::{FetchPolicy, IdpHttp},
@@ -41,6 +40,7 @@ use crate::{
     flash,
     live::{self, Hub},
     metrics::{self, Metrics},
+    priority::{self, PageSlots, RevocationPool},
     rate_limit::Limits,
     routes,
     secret_box::SecretBox,
@@ -248,7 +248,7 @@ impl Application {
                         .wrap(sessions)
                         .wrap(from_fn(crate::error::storage_failures_are_unavailable))
                         .wrap(from_fn(csrf::reject_cross_origin))
-                        .wrap(from_fn(admission::admit_pages)),
+                        .wrap(from_fn(priority::admit_pages)),
                 )
                 .default_service(web::to(routes::not_found))
                 .wrap(crate::page::security_headers())

@@ -9,7 +9,6 @@ use serde_json::Value;
 use tracing_actix_web::RequestId;
 
 use crate::{
-    admission::RevocationPool,
     auth::{
         jwks::JwksCache,
         jwt::{self, Rules},
@@ -17,6 +16,7 @@ use crate::{
     db::models::{Org, RevocationSource, SeenJti, User},
     error::{ApiError, AppError},
     metrics::Metrics,
+    priority::RevocationPool,
     revocation::{self, Requester, RevokeError, Sessions, SingleUse},
 };
 

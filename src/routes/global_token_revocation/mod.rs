@@ -14,12 +14,12 @@ use tracing::Instrument as _;
 use tracing_actix_web::RequestId;
 
 use crate::{
-    admission::RevocationPool,
     auth::{self, jwks::JwksCache},
     config::PublicUrl,
     db::models::RevocationSource,
     error::{ApiError, AppError},
     metrics::Metrics,
+    priority::RevocationPool,
     rate_limit::{self, Limits},
     revocation::{self, Requester, RevokeError},
     routes::body,
@@ -50,7 +50,7 @@ async fn method_not_allowed() -> HttpResponse {
 }
 
 /// Handles one Universal Logout request: reads what it needs from the request on this worker,
-/// then authenticates and revokes on the revocation lane (see [`crate::admission`]).
+/// then authenticates and revokes on the revocation lane (see [`crate::priority`]).
 #[tracing::instrument(skip_all, fields(org, user))]
 #[allow(
     clippy::too_many_arguments,

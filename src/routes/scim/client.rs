@@ -5,12 +5,12 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::StatusCode, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    admission::RevocationPool,
     auth,
     db::{
         ids::OrgId,
         models::{Org, ScimToken},
     },
+    priority::RevocationPool,
     rate_limit::{Limits, RateLimiter},
     scim::error::ScimError,
     secret_token::{self, Kind},

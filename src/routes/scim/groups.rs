@@ -14,7 +14,6 @@ use super::{
     reply::{self, base},
 };
 use crate::{
-    admission::RevocationPool,
     config::PublicUrl,
     db::{
         Pool,
@@ -22,6 +21,7 @@ use crate::{
         models::{Group, GroupCriterion, RevocationSource, User},
     },
     error::is_unique_violation,
+    priority::RevocationPool,
     revocation::Requester,
     scim::{
         error::ScimError,

@@ -12,7 +12,6 @@ use super::{
     reply::{self, base},
 };
 use crate::{
-    admission::RevocationPool,
     config::PublicUrl,
     db::{
         Pool,
@@ -20,6 +19,7 @@ use crate::{
         models::{Action, Group, RevocationSource, User, UserAttributes, UserCriterion},
     },
     error::is_unique_violation,
+    priority::RevocationPool,
     revocation::{self, Requester},
     scim::{
         error::ScimError,

@@ -10,10 +10,10 @@ use tracing_actix_web::RequestId;
 pub use error::PushError;
 
 use crate::{
-    admission::RevocationPool,
     auth::{self, jwks::JwksCache},
     db::models::{SsfStream, StreamStatus},
     metrics::Metrics,
+    priority::RevocationPool,
     rate_limit::Limits,
     routes::body,
     secret_token::{self, Kind},
