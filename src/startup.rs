@@ -304,8 +304,9 @@ impl Application {
             terminated = shutdown_signal() => {
                 let drain_for = if terminated { self.drain_for } else { Duration::ZERO };
                 tracing::info!(drain = ?drain_for, "shutting down: closing live streams, draining");
-                self.hub.close_all();
+                // Draining first: a tab whose stream closes reconnects and is told to go elsewhere.
                 self.draining.start();
+                self.hub.close_all();
                 // Refuse new connections at once: a balancer then tries another instance, even
                 // for a POST (nothing was sent). Requests on open connections are still served.
                 // (The server future must be polled for the pause to take effect.)
