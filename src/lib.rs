@@ -11,6 +11,7 @@ pub mod flash;
 pub mod live;
 pub mod metrics;
 pub mod page;
+pub mod prefetch;
 pub mod priority;
 pub mod rate_limit;
 pub mod revocation;

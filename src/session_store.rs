@@ -18,10 +18,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::db::{
-    Pool,
-    ids::{OrgId, SessionId, UserId},
-    models::session::{NewSession, SessionRecord},
+use crate::{
+    db::{
+        Pool,
+        ids::{OrgId, SessionId, UserId},
+        models::session::{NewSession, SessionRecord},
+    },
+    prefetch,
 };
 
 /// Where actix-identity keeps the signed-in user's id in the session state.
@@ -212,8 +215,19 @@ impl SessionStore for PgSessionStore {
         let id = Self::hash_key(key.as_ref());
         let now = OffsetDateTime::now_utc();
         let mut conn = self.conn().await.map_err(LoadError::Other)?;
-        let Some(row) = SessionRecord::find_live(&mut conn, &id, now)
-            .await
+        let found = if prefetch::wants_todos() {
+            SessionRecord::find_live_with_todos(&mut conn, &id, now)
+                .await
+                .map(|found| {
+                    found.map(|(row, todos)| {
+                        prefetch::put_todos(todos);
+                        row
+                    })
+                })
+        } else {
+            SessionRecord::find_live(&mut conn, &id, now).await
+        };
+        let Some(row) = found
             .context("cannot read the session")
             .map_err(LoadError::Other)?
         else {

@@ -246,6 +246,7 @@ impl Application {
                                 .build(),
                         )
                         .wrap(sessions)
+                        .wrap(from_fn(crate::prefetch::todo_list))
                         .wrap(from_fn(crate::error::storage_failures_are_unavailable))
                         .wrap(from_fn(csrf::reject_cross_origin))
                         .wrap(from_fn(priority::admit_pages)),

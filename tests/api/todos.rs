@@ -187,3 +187,62 @@ async fn a_malformed_or_unknown_todo_id_is_not_found() {
     assert_eq!(malformed.status(), StatusCode::NOT_FOUND);
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_list_read_with_the_session_is_complete_in_order_and_unaltered() {
+    use diesel::prelude::*;
+    use ual_todo::db::schema::todos;
+
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let bob = app
+        .create_user(alice.user.org_id, "bob@acme.test", false)
+        .await;
+    let same_time = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let titles = [
+        r#"Quote "this" & <b>that</b>"#,
+        "Backslash \\ and tab\u{2003}space",
+        "Ünïcödé ✓ 😀",
+    ];
+    let mut ids: Vec<uuid::Uuid> = (0..titles.len()).map(|_| uuid::Uuid::new_v4()).collect();
+    ids.sort();
+    let mut conn = app.db.connect();
+    for (id, title) in ids.iter().zip(titles).rev() {
+        diesel::insert_into(todos::table)
+            .values((
+                todos::id.eq(id),
+                todos::user_id.eq(alice.user.id),
+                todos::title.eq(title),
+                todos::created_at.eq(same_time),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    diesel::insert_into(todos::table)
+        .values((
+            todos::user_id.eq(bob.user.id),
+            todos::title.eq("Bob's secret"),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+
+    let page = app.signed_in(&alice).await.page("/todos").await;
+    let shown: Vec<usize> = titles
+        .iter()
+        .map(|t| {
+            let escaped = t
+                .replace('&', "&#38;")
+                .replace('<', "&#60;")
+                .replace('>', "&#62;")
+                .replace('"', "&#34;");
+            page.find(&format!(r#"<span class="title">{escaped}</span>"#))
+                .unwrap_or_else(|| panic!("{t} is listed as written: {page}"))
+        })
+        .collect();
+    assert!(
+        shown.windows(2).all(|w| w[0] < w[1]),
+        "todos made at the same time are listed by id"
+    );
+    assert!(page.contains("0 of 3 done"));
+    assert!(!page.contains("Bob's secret"));
+}

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use crate::db::{
     ids::{AccountState, OrgId, SessionId, UserId},
-    models::known_device,
+    models::{Todo, known_device, todo},
     schema::{sessions, users},
 };
 
@@ -111,6 +111,32 @@ impl SessionRecord {
             .first(conn)
             .await
             .optional()
+    }
+
+    /// [`Self::find_live`], and the todos of the session's user in the same statement (see
+    /// [`crate::prefetch`]).
+    pub async fn find_live_with_todos(
+        conn: &mut AsyncPgConnection,
+        id: &[u8],
+        now: OffsetDateTime,
+    ) -> QueryResult<Option<(LiveSession, Vec<Todo>)>> {
+        let found = sessions::table
+            .find(id)
+            .filter(sessions::expires_at.gt(now))
+            .select((
+                LiveSession::as_select(),
+                diesel::dsl::sql::<diesel::sql_types::Text>(todo::LIST_OF_SESSION_USER_SQL),
+            ))
+            .first::<(LiveSession, String)>(conn)
+            .await
+            .optional()?;
+        found
+            .map(|(session, json)| {
+                let todos = todo::from_json_list(&json)
+                    .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
+                Ok((session, todos))
+            })
+            .transpose()
     }
 
     /// Inserts a session; one of a user who is not active is not inserted (`false`). The user's

@@ -42,9 +42,13 @@ async fn list(
     user: CurrentUser,
     pool: web::Data<Pool>,
 ) -> Result<HttpResponse, AppError> {
-    let todos = {
-        let mut conn = pool.get().await?;
-        Todo::list_for_user(&mut conn, user.id).await?
+    // Read with the session, in its statement (see `prefetch`); here only if it was not.
+    let todos = match crate::prefetch::take_todos() {
+        Some(todos) => todos,
+        None => {
+            let mut conn = pool.get().await?;
+            Todo::list_for_user(&mut conn, user.id).await?
+        }
     };
     let done = todos.iter().filter(|t| t.done).count();
     let list = TodosPage {
