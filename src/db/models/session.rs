@@ -4,8 +4,8 @@ use time::OffsetDateTime;
 
 use crate::db::{
     ids::{AccountState, OrgId, SessionId, UserId},
-    models::{Todo, known_device, todo},
-    schema::{sessions, users},
+    models::{Todo, known_device},
+    schema::{sessions, todos, users},
 };
 
 /// The most sessions `/account/sessions` lists (a script signing in in a loop could make
@@ -113,30 +113,30 @@ impl SessionRecord {
             .optional()
     }
 
-    /// [`Self::find_live`], and the todos of the session's user in the same statement (see
-    /// [`crate::prefetch`]).
+    /// [`Self::find_live`], and the todos of the session's user, oldest first, in the same
+    /// statement (see [`crate::prefetch`]): one row per todo, or one without a todo.
     pub async fn find_live_with_todos(
         conn: &mut AsyncPgConnection,
         id: &[u8],
         now: OffsetDateTime,
     ) -> QueryResult<Option<(LiveSession, Vec<Todo>)>> {
-        let found = sessions::table
-            .find(id)
+        let rows = sessions::table
+            .left_join(todos::table.on(todos::user_id.nullable().eq(sessions::user_id)))
+            .filter(sessions::id.eq(id))
             .filter(sessions::expires_at.gt(now))
-            .select((
-                LiveSession::as_select(),
-                diesel::dsl::sql::<diesel::sql_types::Text>(todo::LIST_OF_SESSION_USER_SQL),
-            ))
-            .first::<(LiveSession, String)>(conn)
-            .await
-            .optional()?;
-        found
-            .map(|(session, json)| {
-                let todos = todo::from_json_list(&json)
-                    .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
-                Ok((session, todos))
-            })
-            .transpose()
+            .order((todos::created_at, todos::id))
+            .select((LiveSession::as_select(), Option::<Todo>::as_select()))
+            .load::<(LiveSession, Option<Todo>)>(conn)
+            .await?;
+        let mut rows = rows.into_iter();
+        let Some((session, first)) = rows.next() else {
+            return Ok(None);
+        };
+        let todos = first
+            .into_iter()
+            .chain(rows.filter_map(|(_, todo)| todo))
+            .collect();
+        Ok(Some((session, todos)))
     }
 
     /// Inserts a session; one of a user who is not active is not inserted (`false`). The user's

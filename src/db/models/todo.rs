@@ -50,44 +50,6 @@ pub fn validate_title(raw: &str) -> Result<&str, TitleError> {
     }
 }
 
-/// A todo as PostgreSQL's `json_agg` of `todos` rows writes it (read with the session, see
-/// [`crate::prefetch`]).
-#[derive(serde::Deserialize)]
-struct TodoJson {
-    id: TodoId,
-    user_id: UserId,
-    title: String,
-    done: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    updated_at: OffsetDateTime,
-}
-
-impl From<TodoJson> for Todo {
-    fn from(t: TodoJson) -> Self {
-        Self {
-            id: t.id,
-            user_id: t.user_id,
-            title: t.title,
-            done: t.done,
-            created_at: t.created_at,
-            updated_at: t.updated_at,
-        }
-    }
-}
-
-/// The list [`LIST_OF_SESSION_USER_SQL`] reads, as JSON.
-pub fn from_json_list(json: &str) -> serde_json::Result<Vec<Todo>> {
-    let rows: Vec<TodoJson> = serde_json::from_str(json)?;
-    Ok(rows.into_iter().map(Todo::from).collect())
-}
-
-/// The todos of the user of the `sessions` row in scope, oldest first, as a JSON array: a
-/// sub-select to read a page's list in the session's own statement.
-pub const LIST_OF_SESSION_USER_SQL: &str = "(SELECT coalesce(json_agg(t ORDER BY t.created_at, t.id), '[]')::text \
-     FROM todos t WHERE t.user_id = sessions.user_id)";
-
 impl Todo {
     /// The user's todos, oldest first.
     pub async fn list_for_user(
