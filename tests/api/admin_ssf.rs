@@ -114,8 +114,7 @@ async fn the_status_shown_is_the_transmitters_and_is_stored() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["method"] == "GET" && r["route"] == "/streams/status")
-        .last()
+        .rfind(|r| r["method"] == "GET" && r["route"] == "/streams/status")
         .cloned()
         .expect("the status endpoint was asked");
     assert_eq!(read["stream_id"], state["streams"][0]["stream_id"]);
