@@ -147,7 +147,7 @@ async fn a_transmitter_slow_to_tell_the_status_does_not_hold_the_page() {
     );
     let status = shown(&page, "Status");
     assert!(status.contains(">enabled<"), "the last known: {status}");
-    assert!(status.contains("did not answer just now"), "{status}");
+    assert!(status.contains("could not be asked just now"), "{status}");
     assert!(!status.contains(&tx.issuer), "a generic message: {status}");
 }
 

@@ -192,3 +192,41 @@ async fn ssf_status_reads_the_status_from_the_transmitter_and_stores_it() {
     assert_eq!(asked, vec![(created["stream_id"].clone(), Value::Null)]);
     assert_eq!(stream(&app).await.unwrap().status.as_str(), "disabled");
 }
+
+#[tokio::test]
+async fn moving_without_a_bearer_never_sends_the_stored_one_to_the_new_transmitter() {
+    let app = spawn_app().await;
+    app.alice().await;
+    let old = Transmitter::start(json!({}));
+    // The new transmitter would accept the old one's bearer: it must never be offered it.
+    let new = Transmitter::start(json!({}));
+    let first = succeeded(&set_ssf(&app, &old.issuer, BEARER, &[]));
+
+    let output = run_cli(
+        &app.db,
+        &[
+            "--public-url",
+            &app.address,
+            "org",
+            "set-ssf",
+            "acme",
+            "--transmitter",
+            &new.issuer,
+            "--json",
+        ],
+        None,
+        "warn",
+    );
+
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
+    let seen = new.state().await;
+    assert_eq!(seen["management"], json!([]), "no authorized call: {seen}");
+    assert_eq!(seen["streams"], json!([]));
+    let kept = stream(&app).await.unwrap();
+    assert_eq!(
+        kept.stream_id.as_ref(),
+        first["stream_id"].as_str().map(str::to_owned).as_ref()
+    );
+    assert_eq!(old.state().await["streams"].as_array().unwrap().len(), 1);
+}
