@@ -9,7 +9,8 @@ export const TRANSMITTER_BEARER = 'tx-secret';
 
 /**
  * Starts a transmitter; resolves with { issuer, example(name, vars), stop() } once it is ready.
- * `example` makes it sign and deliver one of its example payloads (e2e/ssf/examples.json).
+ * `example` makes it sign and deliver one of its published example payloads (e2e/ssf/examples.json),
+ * `vars` naming the subject identifiers to put in it.
  */
 export function startTransmitter() {
   const child = spawn(process.execPath, [resolve(E2E_DIR, 'ssf/transmitter.mjs')], {
@@ -34,7 +35,9 @@ export function startTransmitter() {
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify({ name, vars }),
           });
-          return response.json();
+          const body = await response.json();
+          if (!response.ok) throw new Error(`the transmitter refused the example ${name}: ${JSON.stringify(body)}`);
+          return body;
         },
         stop: () => child.kill('SIGTERM'),
       });

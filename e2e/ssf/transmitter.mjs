@@ -52,13 +52,22 @@ function sign(header, payload, { key = 'published', alg, secret } = {}) {
 
 let issuer = '';
 const streams = new Map(); // stream_id -> { config, status, queue: Map(jti -> SET), acks: [], errs: {} }
-const log = { acks: [], setErrs: {}, polls: 0, pushes: [], management: [] };
+// `management`: "METHOD /route" of each authorized call; `requests`: the same with the stream id
+// and body the receiver sent (what tests assert stream updates on).
+const log = { acks: [], setErrs: {}, polls: 0, pushes: [], management: [], requests: [] };
 
-function fill(value, vars) {
-  if (typeof value === 'string') return value.replace(/\{\{(\w+)\}\}/g, (_, name) => vars[name] ?? '');
-  if (Array.isArray(value)) return value.map((v) => fill(v, vars));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fill(v, vars)]));
-  return value;
+/// An example's payload with `vars` put at the paths the example names (its subject
+/// identifiers); a variable the example does not name is an error, so no test passes one in vain.
+function substitute(example, vars) {
+  const payload = structuredClone(example.payload);
+  for (const [name, value] of Object.entries(vars)) {
+    const path = example.vars?.[name];
+    if (!path) throw new Error(`the example has no variable ${name} (it has: ${Object.keys(example.vars || {}).join(', ')})`);
+    let at = payload;
+    for (const key of path.slice(0, -1)) at = at[key];
+    at[path.at(-1)] = value;
+  }
+  return payload;
 }
 
 function only(id) {
@@ -137,7 +146,7 @@ function configuration() {
 }
 
 function streamConfig(body, id) {
-  const delivery = { ...(body.delivery || {}) };
+  const delivery = { ...(body.delivery || { method: POLL }) };
   if (delivery.method === POLL) delivery.endpoint_url = `${issuer}/poll/${id}`;
   const requested = body.events_requested || [];
   return {
@@ -178,6 +187,10 @@ async function handle(req, res) {
 
   if (!authorized(req)) return json(res, 401, { error: 'unauthorized' }, { 'www-authenticate': 'Bearer' });
   log.management.push(`${req.method} ${route}`);
+  log.requests.push({
+    method: req.method, route, stream_id: url.searchParams.get('stream_id') || body.stream_id || null,
+    ...(Object.keys(body).length ? { body } : {}),
+  });
 
   if (route === '/streams') {
     const id = url.searchParams.get('stream_id') || body.stream_id;
@@ -194,11 +207,7 @@ async function handle(req, res) {
     }
     const stream = streams.get(id);
     if (!stream) return json(res, 404, { error: 'not_found' });
-    if (req.method === 'PATCH' || req.method === 'PUT') {
-      const merged = req.method === 'PATCH' ? { ...stream.config, ...body } : body;
-      stream.config = streamConfig({ ...merged, aud: stream.config.aud }, id);
-      return json(res, 200, stream.config);
-    }
+    if (req.method === 'PATCH' || req.method === 'PUT') return update(req.method, stream, body, res);
     if (req.method === 'DELETE') {
       streams.delete(id);
       res.writeHead(204).end();
@@ -206,11 +215,18 @@ async function handle(req, res) {
     }
   }
   if (route === '/streams/status') {
+    // SSF 1.0 §8.1.2.1 (GET ?stream_id=) and §8.1.2.2 (POST); `status_delay_ms` slows reads.
     const id = url.searchParams.get('stream_id') || body.stream_id;
     const stream = streams.get(id);
     if (!stream) return json(res, 404, { error: 'not_found' });
-    if (req.method === 'POST') stream.status = body.status || stream.status;
-    return json(res, 200, { stream_id: id, status: stream.status });
+    if (req.method === 'POST') {
+      if (!['enabled', 'paused', 'disabled'].includes(body.status)) return json(res, 400, { error: 'invalid_request' });
+      stream.status = body.status;
+      stream.reason = body.reason;
+    } else if (config.status_delay_ms) {
+      await new Promise((resolve) => setTimeout(resolve, config.status_delay_ms));
+    }
+    return json(res, 200, { stream_id: id, status: stream.status, ...(stream.reason ? { reason: stream.reason } : {}) }, { 'cache-control': 'no-store' });
   }
   if (route === '/verify' && req.method === 'POST') {
     const stream = streams.get(body.stream_id);
@@ -251,6 +267,30 @@ async function handle(req, res) {
   return json(res, 404, { error: 'not_found' });
 }
 
+const RECEIVER_SUPPLIED = ['events_requested', 'delivery', 'description'];
+const TRANSMITTER_SUPPLIED = ['iss', 'aud', 'events_supported', 'events_delivered'];
+
+/// SSF 1.0 §8.1.1.3 (PATCH: the Receiver-Supplied members sent change, the others stay) and
+/// §8.1.1.4 (PUT: the full set; one missing is deleted). Transmitter-Supplied members may be
+/// sent but must match (else 400); the stream id never changes. `patch_unsupported` answers
+/// PATCH with 405, as a transmitter that only replaces would.
+function update(method, stream, body, res) {
+  if (method === 'PATCH' && config.patch_unsupported) return json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, POST, PUT, DELETE' });
+  for (const name of TRANSMITTER_SUPPLIED) {
+    if (body[name] !== undefined && JSON.stringify(body[name]) !== JSON.stringify(stream.config[name])) {
+      return json(res, 400, { error: 'invalid_request', description: `${name} cannot change` });
+    }
+  }
+  const given = Object.fromEntries(RECEIVER_SUPPLIED.filter((n) => body[n] !== undefined).map((n) => [n, body[n]]));
+  const kept = method === 'PATCH'
+    ? Object.fromEntries(RECEIVER_SUPPLIED.map((n) => [n, stream.config[n]]))
+    : {};
+  const id = stream.config.stream_id;
+  stream.config = streamConfig({ ...kept, ...given, aud: stream.config.aud }, id);
+  if (stream.config.description === undefined) delete stream.config.description;
+  return json(res, 200, stream.config);
+}
+
 /// The test helpers: sign, send an event or an example, push a raw token, read the log.
 async function test(route, body, res) {
   const stream = only(body.stream_id);
@@ -264,10 +304,16 @@ async function test(route, body, res) {
     let iatMs = false;
     if (route === '/test/example') {
       const example = examples[body.name];
-      if (!example) return json(res, 404, { error: `no example ${body.name}` });
-      const { iss, aud, iat, jti, ...rest } = fill(example, body.vars || {});
+      if (!example?.payload) return json(res, 404, { error: `no example ${body.name}` });
+      let filled;
+      try {
+        filled = substitute(example, body.vars || {});
+      } catch (e) {
+        return json(res, 400, { error: e.message });
+      }
+      const { iss, aud, iat, jti, ...rest } = filled;
       payload = rest;
-      iatMs = body.name.startsWith('okta-');
+      iatMs = body.iat_ms === true;
     } else {
       payload = { events: { [body.event_type]: body.event || {} }, ...(body.sub_id ? { sub_id: body.sub_id } : {}) };
     }
@@ -285,6 +331,13 @@ async function test(route, body, res) {
   if (route === '/test/push') {
     if (!stream) return json(res, 404, { error: 'no stream' });
     return json(res, 200, await push(stream, body.token, body.authorization));
+  }
+  if (route === '/test/status') {
+    // The transmitter changes a stream's status on its own (what a Stream Updated event announces).
+    if (!stream) return json(res, 404, { error: 'no stream' });
+    stream.status = body.status;
+    stream.reason = body.reason;
+    return json(res, 200, { stream_id: stream.config.stream_id, status: stream.status });
   }
   if (route === '/test/state') {
     return json(res, 200, {

@@ -1,5 +1,5 @@
-//! `org set-ssf`, `org ssf-verify` and `org remove-ssf`: the org's Shared Signals stream at its
-//! transmitter.
+//! `org set-ssf`, `org ssf-status`, `org ssf-verify` and `org remove-ssf`: the org's Shared
+//! Signals stream at its transmitter.
 
 use std::{io::Read as _, time::Duration};
 
@@ -25,7 +25,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Subcommand)]
 pub enum SsfCommand {
     /// Receive the org's security events (CAEP, RISC) from a Shared Signals transmitter: reads
-    /// its configuration, creates a stream there (replacing and deleting the org's old one).
+    /// its configuration and creates a stream there; for the org's current transmitter, updates
+    /// its stream in place (without --bearer-stdin, with the stored bearer); for another one,
+    /// deletes the old stream there.
     SetSsf {
         /// The org's slug.
         slug: String,
@@ -38,6 +40,14 @@ pub enum SsfCommand {
         /// Read the bearer token the transmitter requires from standard input.
         #[arg(long)]
         bearer_stdin: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the org's stream, its status read from the transmitter (and stored).
+    SsfStatus {
+        /// The org's slug.
+        slug: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -81,6 +91,12 @@ fn read_bearer() -> Result<SecretString, CliError> {
         ));
     }
     Ok(SecretString::from(bearer))
+}
+
+fn no_stream(slug: &str) -> CliError {
+    CliError::Failed(anyhow::anyhow!(
+        "the org `{slug}` has no Shared Signals stream (org set-ssf)"
+    ))
 }
 
 /// Runs an SSF command.
@@ -147,16 +163,77 @@ pub(super) async fn run(
             }
             Ok(())
         }
+        SsfCommand::SsfStatus { slug, json } => {
+            let org = find_org(conn, &slug).await?;
+            let mut stream = SsfStream::for_org(conn, org.id)
+                .await
+                .context("cannot read the stream")?
+                .ok_or_else(|| no_stream(&slug))?;
+            let remote = manage::read_status(&http, &secrets, &stream).await;
+            if let Ok(remote) = &remote
+                && remote.status != stream.status
+            {
+                SsfStream::set_status(conn, stream.id, remote.status)
+                    .await
+                    .context("cannot store the status")?;
+                stream.status = remote.status;
+            }
+            let problem = remote.as_ref().err().map(ToString::to_string);
+            let reason = remote.ok().and_then(|r| r.reason);
+            let time = |t: Option<time::OffsetDateTime>| t.as_ref().map(crate::page::format_time);
+            let rfc3339 = |t: Option<time::OffsetDateTime>| {
+                t.and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "org": org.slug,
+                        "transmitter": stream.transmitter,
+                        "stream_id": stream.stream_id,
+                        "delivery": stream.delivery.as_str(),
+                        "status": stream.status.as_str(),
+                        "status_from_transmitter": problem.is_none(),
+                        "reason": reason,
+                        "verified_at": rfc3339(stream.verified_at),
+                        "events_received": stream.events_received,
+                        "last_event_at": rfc3339(stream.last_event_at),
+                        "last_error": stream.last_error,
+                    })
+                );
+            } else {
+                println!(
+                    "{}: stream {} at {} ({}), {}{}; verified: {}; {} events, last: {}; last error: {}",
+                    org.slug,
+                    stream.stream_id.as_deref().unwrap_or("?"),
+                    stream.transmitter,
+                    stream.delivery,
+                    stream.status,
+                    match (&problem, &reason) {
+                        (Some(_), _) => " (last known)".to_owned(),
+                        (None, Some(reason)) => format!(" ({reason})"),
+                        (None, None) => String::new(),
+                    },
+                    time(stream.verified_at).unwrap_or_else(|| "not yet".into()),
+                    stream.events_received,
+                    time(stream.last_event_at).unwrap_or_else(|| "none".into()),
+                    stream.last_error.as_deref().unwrap_or("none"),
+                );
+            }
+            if let Some(problem) = problem {
+                eprintln!("warning: cannot read the status from the transmitter: {problem}");
+            }
+            Ok(())
+        }
         SsfCommand::SsfVerify { slug, json } => {
             let org = find_org(conn, &slug).await?;
             let stream = SsfStream::for_org(conn, org.id)
                 .await
                 .context("cannot read the stream")?
-                .ok_or_else(|| {
-                    CliError::Failed(anyhow::anyhow!(
-                        "the org `{slug}` has no Shared Signals stream (org set-ssf)"
-                    ))
-                })?;
+                .ok_or_else(|| no_stream(&slug))?;
             let state = manage::request_verification(conn, &http, &secrets, &stream)
                 .await
                 .map_err(failed)?;

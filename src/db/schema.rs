@@ -201,6 +201,7 @@ diesel::table! {
         last_error_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        status_endpoint -> Nullable<Text>,
     }
 }
 

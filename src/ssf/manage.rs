@@ -1,21 +1,26 @@
-//! The stream at the org's transmitter (SSF 1.0 §7–8): read the transmitter's configuration,
-//! create the stream (push to `PUBLIC_URL/ssf/events` with a header the app generates, or
-//! poll), delete the old one when the org moves, ask for verification. Every call carries the
-//! org's bearer and goes through [`IdpHttp`] (https, public addresses, capped bodies).
+//! The org's stream at its transmitter (SSF 1.0 §8): created (push to `PUBLIC_URL/ssf/events`
+//! with a header the app generates, or poll); updated in place when the org's settings change
+//! but the transmitter stays (§8.1.1.3 PATCH, or §8.1.1.4 PUT where PATCH is not supported);
+//! deleted at the old transmitter when the org moves; its status read (§8.1.2.1); a
+//! verification asked for (§8.1.4.2). Every call carries the org's bearer.
+
+use std::time::Duration;
 
 use diesel_async::AsyncPgConnection;
-use reqwest::{Method, header};
+use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 use url::Url;
 
+pub use super::client::ManageError;
+use super::client::{Configuration, call, discover, refused};
 use crate::{
-    auth::idp_http::{FetchError, IdpHttp},
+    auth::idp_http::IdpHttp,
     config::PublicUrl,
-    db::models::{Delivery, NewSsfStream, Org, SsfStream},
+    db::models::{Delivery, NewSsfStream, Org, SsfStream, StreamStatus},
     routes::ssf::PATH,
     secret_box::SecretBox,
-    secret_token,
+    secret_token::{self, Issued},
 };
 
 /// The events the app asks for.
@@ -29,140 +34,26 @@ pub const EVENTS_REQUESTED: &[&str] = &[
     "https://schemas.openid.net/secevent/ssf/event-type/verification",
 ];
 
-/// Why the stream could not be set up or changed: words for the operator or admin.
-#[derive(Debug, thiserror::Error)]
-pub enum ManageError {
-    #[error("{0}")]
-    Transmitter(String),
-    #[error(transparent)]
-    Database(#[from] diesel::result::Error),
-}
-
-impl From<FetchError> for ManageError {
-    fn from(e: FetchError) -> Self {
-        Self::Transmitter(e.to_string())
-    }
-}
-
-fn refused(why: impl Into<String>) -> ManageError {
-    ManageError::Transmitter(why.into())
-}
-
-/// A transmitter's configuration (the members the app uses).
-#[derive(Clone, Debug)]
-pub struct Configuration {
-    pub issuer: String,
-    pub jwks_uri: String,
-    pub configuration_endpoint: Option<String>,
-    pub verification_endpoint: Option<String>,
-    pub delivery_methods: Vec<String>,
-}
-
-/// Where a transmitter's configuration is: the well-known path inserted between the host and
-/// the issuer's path (SSF §7.2.1), or RISC's older name.
-fn well_known(issuer: &Url, name: &str) -> String {
-    let path = issuer.path().trim_end_matches('/');
-    let mut url = issuer.clone();
-    url.set_path(&format!("/.well-known/{name}{path}"));
-    url.set_query(None);
-    url.to_string()
-}
-
-/// Reads the configuration of `transmitter`, whose `issuer` must be the URL used.
-pub async fn discover(http: &IdpHttp, transmitter: &str) -> Result<Configuration, ManageError> {
-    let url = Url::parse(transmitter).map_err(|e| refused(format!("{transmitter}: {e}")))?;
-    http.policy()
-        .check_url(&url)
-        .map_err(|why| refused(format!("the transmitter URL is refused: {why}")))?;
-    let document: Value = match http.get_json(&well_known(&url, "ssf-configuration")).await {
-        Ok(document) => document,
-        Err(first) => http
-            .get_json(&well_known(&url, "risc-configuration"))
-            .await
-            .map_err(|_| ManageError::from(first))?,
-    };
-    let text = |name: &str| {
-        document
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let issuer = text("issuer").ok_or_else(|| refused("the configuration has no issuer"))?;
-    if issuer.trim_end_matches('/') != transmitter.trim_end_matches('/') {
-        return Err(refused(format!(
-            "the configuration names another issuer ({issuer}) than {transmitter}"
-        )));
-    }
-    let jwks_uri = text("jwks_uri").ok_or_else(|| refused("the configuration has no jwks_uri"))?;
-    Ok(Configuration {
-        issuer,
-        jwks_uri,
-        configuration_endpoint: text("configuration_endpoint"),
-        verification_endpoint: text("verification_endpoint"),
-        delivery_methods: document
-            .get("delivery_methods_supported")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
-    })
-}
-
-/// Calls a transmitter endpoint with the org's bearer; the JSON answer (or `Null` for none).
-pub(crate) async fn call(
-    http: &IdpHttp,
-    method: Method,
-    url: &str,
-    bearer: Option<&SecretString>,
-    body: Option<&Value>,
-) -> Result<Value, ManageError> {
-    let parsed = Url::parse(url).map_err(|e| refused(format!("{url}: {e}")))?;
-    let mut request = reqwest::Request::new(method.clone(), parsed);
-    let headers = request.headers_mut();
-    headers.insert(
-        header::ACCEPT,
-        header::HeaderValue::from_static("application/json"),
-    );
-    if let Some(bearer) = bearer {
-        let value = header::HeaderValue::from_str(&format!("Bearer {}", bearer.expose_secret()))
-            .map_err(|_| refused("the bearer cannot be sent in a header"))?;
-        headers.insert(header::AUTHORIZATION, value);
-    }
-    if let Some(body) = body {
-        headers.insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/json"),
-        );
-        *request.body_mut() = Some(body.to_string().into());
-    }
-    let response = http.send(request).await?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(refused(format!(
-            "{method} {url}: the transmitter answered {status}"
-        )));
-    }
-    if response.body().is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(response.body())
-        .map_err(|e| refused(format!("{method} {url}: not JSON ({e})")))
-}
+/// How long a page or command waits for the transmitter's status before showing the stored one.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What to set up for an org.
 pub struct Setup<'a> {
     pub org: &'a Org,
     pub transmitter: &'a str,
     pub delivery: Delivery,
+    /// The bearer for the transmitter; `None` keeps the stored one when the transmitter stays.
     pub bearer: Option<SecretString>,
 }
 
-/// Creates the org's stream at its transmitter and stores it, replacing (and deleting at its
-/// transmitter) the one it had.
+fn same_transmitter(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// Sets the org's stream up at `setup.transmitter` and stores it. The same transmitter as
+/// before: the stream there is updated in place (same stream id; a new push header). Another
+/// one: a stream is created there and the old one deleted at its transmitter (its header stops
+/// working at once).
 pub async fn configure(
     conn: &mut AsyncPgConnection,
     http: &IdpHttp,
@@ -186,33 +77,145 @@ pub async fn configure(
             setup.delivery
         )));
     }
+    let old = SsfStream::for_org(conn, setup.org.id).await?;
+    let in_place = old
+        .as_ref()
+        .filter(|old| same_transmitter(&old.transmitter, setup.transmitter))
+        .and_then(|old| old.stream_id.clone().map(|id| (old, id)));
+    // Never another transmitter's bearer: the stored one only for the same transmitter.
+    let bearer = match (&setup.bearer, &in_place) {
+        (Some(bearer), _) => Some(bearer.clone()),
+        (None, Some((old, _))) => bearer(secrets, old)?,
+        (None, None) => None,
+    };
     let issued = (setup.delivery == Delivery::Push).then(SsfStream::issue_push_header);
-    let delivery = match &issued {
+    let request = stream_request(public_url, setup.org, setup.delivery, issued.as_ref());
+    let updated = match &in_place {
+        Some((_, id)) => match update(http, &endpoint, id, &request, bearer.as_ref()).await {
+            Ok(answer) => Some(answer),
+            // Gone at the transmitter (deleted there, or expired): created anew below.
+            Err(ManageError::Status {
+                status: StatusCode::NOT_FOUND,
+                ..
+            }) => None,
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    let kept_id = updated.is_some();
+    let answer = match updated {
+        Some(answer) => answer,
+        None => {
+            call(
+                http,
+                Method::POST,
+                &endpoint,
+                bearer.as_ref(),
+                Some(&request),
+            )
+            .await?
+        }
+    };
+    let stream = read_stream(&found, &answer, setup.delivery)?;
+    if let (true, Some((_, id))) = (kept_id, &in_place)
+        && &stream.stream_id != id
+    {
+        return Err(refused(format!(
+            "the transmitter answered the update of stream {id} with stream {}",
+            stream.stream_id
+        )));
+    }
+    let sealed = bearer
+        .as_ref()
+        .map(|b| secrets.seal(b.expose_secret(), setup.org.id.0.as_bytes()));
+    let stored = SsfStream::replace(
+        conn,
+        &NewSsfStream {
+            org_id: setup.org.id,
+            transmitter: setup.transmitter,
+            issuer: &stream.issuer,
+            jwks_uri: &found.jwks_uri,
+            configuration_endpoint: Some(&endpoint),
+            verification_endpoint: found.verification_endpoint.as_deref(),
+            status_endpoint: found.status_endpoint.as_deref(),
+            stream_id: Some(&stream.stream_id),
+            audience: &stream.audience,
+            delivery: setup.delivery,
+            poll_endpoint: stream.poll_endpoint.as_deref(),
+            bearer_sealed: sealed.as_deref(),
+        },
+        issued.as_ref(),
+    )
+    .await?;
+    if !kept_id
+        && let Some(old) = old
+        && let Err(e) = delete_at_transmitter(http, secrets, &old).await
+    {
+        tracing::warn!(org = %setup.org.slug, error = %e, "cannot delete the old stream at its transmitter");
+    }
+    Ok(stored)
+}
+
+/// The Receiver-Supplied members of the org's stream configuration (SSF §8.1.1).
+fn stream_request(
+    public_url: &PublicUrl,
+    org: &Org,
+    delivery: Delivery,
+    issued: Option<&Issued>,
+) -> Value {
+    let delivery = match issued {
         Some(issued) => json!({
             "method": Delivery::Push.urn(),
             "endpoint_url": public_url.join(PATH),
             "authorization_header": format!("Bearer {}", secret_token::reveal(issued)),
         }),
-        None => json!({ "method": Delivery::Poll.urn() }),
+        None => json!({ "method": delivery.urn() }),
     };
-    let request = json!({
+    json!({
         "delivery": delivery,
         "events_requested": EVENTS_REQUESTED,
-        "description": format!("ual-todo, organisation {}", setup.org.slug),
-    });
-    let created = call(
-        http,
-        Method::POST,
-        &endpoint,
-        setup.bearer.as_ref(),
-        Some(&request),
-    )
-    .await?;
+        "description": format!("ual-todo, organisation {}", org.slug),
+    })
+}
+
+/// Updates stream `id` (SSF §8.1.1.3 PATCH); a transmitter that does not support PATCH gets
+/// the whole configuration replaced (§8.1.1.4 PUT: the same members, all Receiver-Supplied).
+async fn update(
+    http: &IdpHttp,
+    endpoint: &str,
+    id: &str,
+    request: &Value,
+    bearer: Option<&SecretString>,
+) -> Result<Value, ManageError> {
+    let mut body = request.clone();
+    body["stream_id"] = json!(id);
+    match call(http, Method::PATCH, endpoint, bearer, Some(&body)).await {
+        Err(ManageError::Status {
+            status: StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED,
+            ..
+        }) => call(http, Method::PUT, endpoint, bearer, Some(&body)).await,
+        answer => answer,
+    }
+}
+
+/// What the app keeps of a stream configuration the transmitter answered with.
+struct Answered {
+    stream_id: String,
+    issuer: String,
+    audience: String,
+    poll_endpoint: Option<String>,
+}
+
+fn read_stream(
+    found: &Configuration,
+    answer: &Value,
+    delivery: Delivery,
+) -> Result<Answered, ManageError> {
     let text =
         |value: &Value, name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
-    let stream_id = text(&created, "stream_id")
-        .ok_or_else(|| refused("the created stream has no stream_id"))?;
-    let audience = match created.get("aud") {
+    let stream_id =
+        text(answer, "stream_id").ok_or_else(|| refused("the stream has no stream_id"))?;
+    let audience = match answer.get("aud") {
         Some(Value::String(aud)) => aud.clone(),
         Some(Value::Array(list)) => list
             .first()
@@ -222,47 +225,82 @@ pub async fn configure(
         _ => String::new(),
     };
     if audience.is_empty() {
-        return Err(refused("the created stream has no aud"));
+        return Err(refused("the stream has no aud"));
     }
-    let issuer = text(&created, "iss").unwrap_or_else(|| found.issuer.clone());
-    let poll_endpoint = match setup.delivery {
+    // §8.1.1: the Receiver MUST check that `iss` is the Issuer it read the configuration of.
+    let issuer = text(answer, "iss").unwrap_or_else(|| found.issuer.clone());
+    if !same_transmitter(&issuer, &found.issuer) {
+        return Err(refused(format!(
+            "the stream names another issuer ({issuer}) than {}",
+            found.issuer
+        )));
+    }
+    let poll_endpoint = match delivery {
         Delivery::Poll => Some(
-            created
+            answer
                 .get("delivery")
                 .and_then(|d| text(d, "endpoint_url"))
-                .ok_or_else(|| refused("the created poll stream has no endpoint_url"))?,
+                .ok_or_else(|| refused("the poll stream has no endpoint_url"))?,
         ),
         Delivery::Push => None,
     };
-    let sealed = setup
-        .bearer
-        .as_ref()
-        .map(|b| secrets.seal(b.expose_secret(), setup.org.id.0.as_bytes()));
-    let old = SsfStream::for_org(conn, setup.org.id).await?;
-    let stored = SsfStream::replace(
-        conn,
-        &NewSsfStream {
-            org_id: setup.org.id,
-            transmitter: setup.transmitter,
-            issuer: &issuer,
-            jwks_uri: &found.jwks_uri,
-            configuration_endpoint: Some(&endpoint),
-            verification_endpoint: found.verification_endpoint.as_deref(),
-            stream_id: Some(&stream_id),
-            audience: &audience,
-            delivery: setup.delivery,
-            poll_endpoint: poll_endpoint.as_deref(),
-            bearer_sealed: sealed.as_deref(),
-        },
-        issued.as_ref(),
+    Ok(Answered {
+        stream_id,
+        issuer,
+        audience,
+        poll_endpoint,
+    })
+}
+
+/// A stream's status as its transmitter tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteStatus {
+    pub status: StreamStatus,
+    /// Why, in the transmitter's words (one line, at most 200 characters).
+    pub reason: Option<String>,
+}
+
+/// Reads `stream`'s status from its transmitter (SSF §8.1.2.1, `GET ?stream_id=`), waiting
+/// [`STATUS_TIMEOUT`] at most. Holds no database connection: the caller stores a change.
+pub async fn read_status(
+    http: &IdpHttp,
+    secrets: &SecretBox,
+    stream: &SsfStream,
+) -> Result<RemoteStatus, ManageError> {
+    let endpoint = stream
+        .status_endpoint
+        .as_deref()
+        .ok_or_else(|| refused("the transmitter has no status_endpoint"))?;
+    let id = stream
+        .stream_id
+        .as_deref()
+        .ok_or_else(|| refused("the stream has no stream_id"))?;
+    let mut url = Url::parse(endpoint).map_err(|e| refused(e.to_string()))?;
+    url.query_pairs_mut().append_pair("stream_id", id);
+    let bearer = bearer(secrets, stream)?;
+    let answer = tokio::time::timeout(
+        STATUS_TIMEOUT,
+        call(http, Method::GET, url.as_str(), bearer.as_ref(), None),
     )
-    .await?;
-    if let Some(old) = old
-        && let Err(e) = delete_at_transmitter(http, secrets, &old).await
+    .await
+    .map_err(|_| refused("the transmitter did not tell the status in time"))??;
+    if answer
+        .get("stream_id")
+        .and_then(Value::as_str)
+        .is_some_and(|named| named != id)
     {
-        tracing::warn!(org = %setup.org.slug, error = %e, "cannot delete the old stream at its transmitter");
+        return Err(refused("the transmitter told the status of another stream"));
     }
-    Ok(stored)
+    let status = answer
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(StreamStatus::parse)
+        .ok_or_else(|| refused("the transmitter's answer has no known status"))?;
+    let reason = answer
+        .get("reason")
+        .and_then(Value::as_str)
+        .map(|r| r.chars().filter(|c| !c.is_control()).take(200).collect());
+    Ok(RemoteStatus { status, reason })
 }
 
 /// The bearer the app presents to `stream`'s transmitter.

@@ -2,8 +2,10 @@
 //! org's transmitter end sessions, change account states and emails, through the one
 //! revocation path. [`set`] verifies a SET, [`event`] reads what it asks for and whom it names,
 //! [`effect`] makes it happen, [`receive`] does all three for one SET however it came ([`counts`] counts it);
-//! [`manage`] sets the stream up at the transmitter and [`poller`] fetches polled streams' SETs.
+//! [`client`] reads a transmitter's configuration and calls its endpoints, [`manage`] sets the
+//! stream up there and reads its status, and [`poller`] fetches polled streams' SETs.
 
+pub mod client;
 pub mod counts;
 pub mod effect;
 pub mod event;

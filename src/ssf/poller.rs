@@ -21,9 +21,10 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::{
+    client::{self, ManageError},
     counts::EventCounts,
     effect::Context,
-    manage::{self, ManageError},
+    manage,
     receive::{self, Rejected},
 };
 use crate::{
@@ -172,7 +173,7 @@ async fn poll_once(
         request["setErrs"] = Value::Object(pending.errors.clone());
     }
     let bearer = manage::bearer(&poller.secrets, stream)?;
-    let answer = manage::call(
+    let answer = client::call(
         &poller.http,
         Method::POST,
         endpoint,

@@ -45,6 +45,7 @@ mod signin_limits;
 mod ssf;
 mod ssf_fuzz;
 mod ssf_poll;
+mod ssf_stream_updates;
 mod ssf_streams;
 mod ssf_transmitter;
 mod sso;

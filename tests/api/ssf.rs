@@ -147,10 +147,12 @@ async fn okta_session_revoked_signs_the_users_tab_out_live() {
     let browser = s.app.signed_in(&s.alice).await;
     let mut stream = EventStream::open(&browser, "/events").await.unwrap();
 
+    // Its `iat` in milliseconds, as Okta writes its times.
     let delivered =
-        s.tx.example(
+        s.tx.example_with(
             "okta-session-revoked",
-            json!({ "email": "ALICE@acme.test" }),
+            json!({ "iss": IDP, "sub": "00u-alice" }),
+            true,
         )
         .await;
 
@@ -190,7 +192,7 @@ async fn a_user_session_revoked_keeps_personal_access_tokens_and_credential_chan
         &s.tx
             .example(
                 "okta-session-revoked",
-                json!({ "email": "alice@acme.test" }),
+                json!({ "iss": IDP, "sub": "00u-alice" }),
             )
             .await,
     );
@@ -202,7 +204,7 @@ async fn a_user_session_revoked_keeps_personal_access_tokens_and_credential_chan
         &s.tx
             .example(
                 "okta-credential-change",
-                json!({ "email": "alice@acme.test" }),
+                json!({ "iss": IDP, "sub": "00u-alice" }),
             )
             .await,
     );
@@ -256,22 +258,37 @@ async fn the_caep_specs_simple_opaque_subject_names_the_idp_session() {
     let s = setup().await;
     let laptop = s.session_with_sid("dMTlD|1600802906337.16|16008.16").await;
     let phone = s.session_with_sid("other").await;
-    let delivered =
-        s.tx.example(
-            "caep-session-revoked-simple",
-            json!({ "sid": "dMTlD|1600802906337.16|16008.16" }),
-        )
-        .await;
+    // Sent exactly as printed: its session id is the one the laptop's session holds.
+    let delivered = s.tx.example("caep-session-revoked-simple", json!({})).await;
     accepted(&delivered);
     assert!(!laptop.is_signed_in().await);
     assert!(phone.is_signed_in().await);
 }
 
 #[tokio::test]
+async fn the_caep_specs_user_and_device_subject_ends_every_session_of_the_user() {
+    let s = setup().await;
+    let laptop = s.session_with_sid("sid-laptop").await;
+    let phone = s.session_with_sid("sid-phone").await;
+
+    // The app does not know devices: a revocation for one of the user's devices ends them all.
+    let delivered =
+        s.tx.example(
+            "caep-session-revoked-user-device",
+            json!({ "iss": IDP, "sub": "00u-alice" }),
+        )
+        .await;
+
+    accepted(&delivered);
+    assert!(!laptop.is_signed_in().await);
+    assert!(!phone.is_signed_in().await);
+}
+
+#[tokio::test]
 async fn risc_disabled_suspends_enabled_reactivates_and_purged_deletes() {
     let s = setup().await;
     let browser = s.app.signed_in(&s.alice).await;
-    let who = json!({ "iss": IDP, "sub": "00u-alice", "email": "alice@acme.test" });
+    let who = json!({ "iss": IDP, "sub": "00u-alice" });
 
     accepted(&s.tx.example("risc-account-disabled", who.clone()).await);
     assert!(!browser.is_signed_in().await);
@@ -287,7 +304,15 @@ async fn risc_disabled_suspends_enabled_reactivates_and_purged_deletes() {
         "a suspended user cannot sign in"
     );
 
-    accepted(&s.tx.example("risc-account-enabled", who.clone()).await);
+    // The published account-enabled example names the user by email.
+    accepted(
+        &s.tx
+            .example(
+                "risc-account-enabled",
+                json!({ "email": "ALICE@acme.test" }),
+            )
+            .await,
+    );
     assert_eq!(s.alice_now().1, "active");
     let browser = s.app.signed_in(&s.alice).await;
 
@@ -345,7 +370,7 @@ async fn an_unknown_user_gets_202_nothing_done_and_is_counted() {
     let delivered =
         s.tx.example(
             "okta-session-revoked",
-            json!({ "email": "nobody@acme.test" }),
+            json!({ "iss": IDP, "sub": "00u-nobody" }),
         )
         .await;
     accepted(&delivered);
@@ -390,7 +415,7 @@ async fn a_replayed_set_has_one_effect_and_is_refused() {
     let first =
         s.tx.example(
             "okta-session-revoked",
-            json!({ "email": "alice@acme.test" }),
+            json!({ "iss": IDP, "sub": "00u-alice" }),
         )
         .await;
     accepted(&first);
@@ -425,7 +450,7 @@ async fn a_failed_effect_leaves_the_set_acceptable_for_the_retry() {
     let failed =
         s.tx.example(
             "okta-credential-change",
-            json!({ "email": "alice@acme.test" }),
+            json!({ "iss": IDP, "sub": "00u-alice" }),
         )
         .await;
     assert_eq!(failed["status"], 503, "{failed}");
@@ -628,7 +653,7 @@ async fn another_orgs_stream_cannot_touch_this_orgs_users() {
     let delivered =
         s.tx.example(
             "okta-credential-change",
-            json!({ "email": "alice@acme.test" }),
+            json!({ "iss": IDP, "sub": "00u-alice" }),
         )
         .await;
     accepted(&delivered);
@@ -667,7 +692,7 @@ async fn a_disabled_org_is_refused_with_access_denied() {
     let delivered =
         s.tx.example(
             "okta-credential-change",
-            json!({ "email": "alice@acme.test" }),
+            json!({ "iss": IDP, "sub": "00u-alice" }),
         )
         .await;
     assert_eq!(delivered["status"], 400);
@@ -703,7 +728,10 @@ async fn a_verification_event_marks_the_stream_verified_with_the_state_asked_for
     // The spec's example, sent on the transmitter's own initiative, is accepted too.
     accepted(
         &s.tx
-            .example("ssf-verification", json!({ "id": "x", "state": "unasked" }))
+            .example(
+                "ssf-verification",
+                json!({ "id": s.stream.stream_id.clone().unwrap() }),
+            )
             .await,
     );
 }

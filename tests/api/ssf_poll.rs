@@ -16,7 +16,7 @@ use ual_todo::db::{
 
 use crate::{
     helpers::{TestDb, count, spawn_app},
-    ssf_transmitter::{Transmitter, configure, configure_on},
+    ssf_transmitter::{Transmitter, configure, configure_on, known_at_idp},
 };
 
 fn acked(state: &Value, jti: &Value) -> bool {
@@ -33,14 +33,10 @@ async fn polled_sets_take_effect_and_are_acknowledged_after_commit() {
         .unwrap()
         .unwrap();
     configure(&app, &tx, &org, Delivery::Poll).await;
+    let who = known_at_idp(&mut *app.conn().await, org.id, alice.user.id, "00u-alice").await;
     let browser = app.signed_in(&alice).await;
 
-    let queued = tx
-        .example(
-            "okta-session-revoked",
-            json!({ "email": "alice@acme.test" }),
-        )
-        .await;
+    let queued = tx.example("okta-session-revoked", who).await;
     assert_eq!(queued["queued"], true);
 
     let jti = queued["jti"].clone();
@@ -134,7 +130,7 @@ async fn two_instances_and_a_restart_neither_lose_nor_repeat_an_effect() {
     )
     .await
     .unwrap();
-    User::create(
+    let alice = User::create(
         &mut conn,
         &NewUser {
             org_id: org.id,
@@ -146,6 +142,7 @@ async fn two_instances_and_a_restart_neither_lose_nor_repeat_an_effect() {
     )
     .await
     .unwrap();
+    let who = known_at_idp(&mut conn, org.id, alice.id, "00u-alice").await;
     drop(conn);
     configure_on(
         &pool,
@@ -161,12 +158,7 @@ async fn two_instances_and_a_restart_neither_lose_nor_repeat_an_effect() {
 
     let mut jtis = Vec::new();
     for _ in 0..10 {
-        let queued = tx
-            .example(
-                "okta-credential-change",
-                json!({ "email": "alice@acme.test" }),
-            )
-            .await;
+        let queued = tx.example("okta-credential-change", who.clone()).await;
         jtis.push(queued["jti"].clone());
     }
     tx.wait_for("ten acknowledgements", |s| jtis.iter().all(|j| acked(s, j)))
@@ -176,24 +168,14 @@ async fn two_instances_and_a_restart_neither_lose_nor_repeat_an_effect() {
     a.kill().unwrap();
     a.wait().unwrap();
     for _ in 0..10 {
-        let queued = tx
-            .example(
-                "okta-credential-change",
-                json!({ "email": "alice@acme.test" }),
-            )
-            .await;
+        let queued = tx.example("okta-credential-change", who.clone()).await;
         jtis.push(queued["jti"].clone());
     }
     let a = instance(&db);
     b.kill().unwrap();
     b.wait().unwrap();
     for _ in 0..10 {
-        let queued = tx
-            .example(
-                "okta-credential-change",
-                json!({ "email": "alice@acme.test" }),
-            )
-            .await;
+        let queued = tx.example("okta-credential-change", who.clone()).await;
         jtis.push(queued["jti"].clone());
     }
     for _ in 0..3 {

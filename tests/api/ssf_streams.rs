@@ -5,14 +5,19 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use ual_todo::db::models::{Delivery, SsfStream};
+use ual_todo::db::models::{Delivery, Org, SsfStream, User};
 
 use crate::{
     helpers::{TestApp, run_cli, run_cli_strict, spawn_app},
-    ssf_transmitter::{BEARER, Transmitter},
+    ssf_transmitter::{BEARER, Transmitter, known_at_idp},
 };
 
-fn set_ssf(app: &TestApp, transmitter: &str, bearer: &str, extra: &[&str]) -> std::process::Output {
+pub(crate) fn set_ssf(
+    app: &TestApp,
+    transmitter: &str,
+    bearer: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let mut args = vec![
         "--public-url",
         &app.address,
@@ -28,7 +33,7 @@ fn set_ssf(app: &TestApp, transmitter: &str, bearer: &str, extra: &[&str]) -> st
     run_cli(&app.db, &args, Some(bearer), "warn")
 }
 
-fn succeeded(output: &std::process::Output) -> Value {
+pub(crate) fn succeeded(output: &std::process::Output) -> Value {
     assert!(
         output.status.success(),
         "{}",
@@ -37,22 +42,24 @@ fn succeeded(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-async fn stream(app: &TestApp) -> Option<SsfStream> {
+pub(crate) async fn stream(app: &TestApp) -> Option<SsfStream> {
     let mut conn = app.conn().await;
-    let org = ual_todo::db::models::Org::find_by_slug(&mut conn, "acme")
-        .await
-        .unwrap()
-        .unwrap();
+    let org = Org::find_by_slug(&mut conn, "acme").await.unwrap().unwrap();
     SsfStream::for_org(&mut conn, org.id).await.unwrap()
 }
 
-/// Pushes a credential-change for alice on the transmitter's newest stream.
-async fn push_for_alice(tx: &Transmitter) -> Value {
-    tx.example(
-        "okta-credential-change",
-        json!({ "email": "alice@acme.test" }),
-    )
-    .await
+/// Pushes Okta's credential-change for alice (known to the org's IdP) on the transmitter's
+/// newest stream.
+pub(crate) async fn push_for_alice(app: &TestApp, tx: &Transmitter) -> Value {
+    let mut conn = app.conn().await;
+    let org = Org::find_by_slug(&mut conn, "acme").await.unwrap().unwrap();
+    let alice = User::find_by_email(&mut conn, org.id, "alice@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    let who = known_at_idp(&mut conn, org.id, alice.id, "00u-alice").await;
+    drop(conn);
+    tx.example("okta-credential-change", who).await
 }
 
 #[tokio::test]
@@ -95,7 +102,7 @@ async fn set_ssf_creates_a_push_stream_whose_sets_take_effect() {
     );
 
     let browser = app.signed_in(&alice).await;
-    assert_eq!(push_for_alice(&tx).await["status"], 202);
+    assert_eq!(push_for_alice(&app, &tx).await["status"], 202);
     assert!(!browser.is_signed_in().await);
 }
 
@@ -206,7 +213,7 @@ async fn moving_to_a_new_transmitter_deletes_the_old_stream_and_its_header_stops
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
     let browser = app.signed_in(&alice).await;
-    assert_eq!(push_for_alice(&new).await["status"], 202);
+    assert_eq!(push_for_alice(&app, &new).await["status"], 202);
     assert!(!browser.is_signed_in().await);
 }
 

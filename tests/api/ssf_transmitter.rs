@@ -112,14 +112,36 @@ impl Transmitter {
             .unwrap()
     }
 
-    /// Delivers one of the published example payloads (e2e/ssf/examples.json), its
-    /// placeholders filled with `vars`.
+    /// Delivers one of the published example payloads (e2e/ssf/examples.json) as printed, but
+    /// for the stream's `iss`, `aud`, `iat`, `jti` and the subject identifiers in `vars` (names
+    /// the example declares; another is refused).
     pub async fn example(&self, name: &str, vars: Value) -> Value {
-        self.post("/test/example", &json!({ "name": name, "vars": vars }))
-            .await
-            .json()
-            .await
-            .unwrap()
+        self.example_with(name, vars, false).await
+    }
+
+    /// [`Self::example`] with `iat` in milliseconds, as some Okta tenants send times.
+    pub async fn example_with(&self, name: &str, vars: Value, iat_ms: bool) -> Value {
+        let response = self
+            .post(
+                "/test/example",
+                &json!({ "name": name, "vars": vars, "iat_ms": iat_ms }),
+            )
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "the transmitter refused: {body}");
+        body
+    }
+
+    /// Changes the newest stream's status at the transmitter, on its own.
+    pub async fn set_status(&self, status: &str, reason: Option<&str>) {
+        let response = self
+            .post(
+                "/test/status",
+                &json!({ "status": status, "reason": reason }),
+            )
+            .await;
+        assert!(response.status().is_success());
     }
 
     /// What the transmitter saw: streams, acks, setErrs, polls, pushes.
@@ -230,4 +252,21 @@ pub async fn counted(app: &TestApp, org: ual_todo::db::ids::OrgId, n: i64) -> Ss
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the stream never counted {n} events")
+}
+
+/// Makes the user known to their org's IdP ([`crate::ssf::IDP`], set as the org's) as `sub`,
+/// as an SSO sign-in would; the variables that name them in the IdP-shaped examples.
+pub async fn known_at_idp(
+    conn: &mut diesel_async::AsyncPgConnection,
+    org: ual_todo::db::ids::OrgId,
+    user: ual_todo::db::ids::UserId,
+    sub: &str,
+) -> Value {
+    ual_todo::db::models::Org::set_idp(conn, org, Some((crate::ssf::IDP, "acme-app")))
+        .await
+        .unwrap();
+    ual_todo::db::models::User::set_oidc_identity(conn, user, crate::ssf::IDP, sub)
+        .await
+        .unwrap();
+    json!({ "iss": crate::ssf::IDP, "sub": sub })
 }

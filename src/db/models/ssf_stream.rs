@@ -75,6 +75,8 @@ pub struct SsfStream {
     pub last_error_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Where the transmitter tells the stream's status (SSF §8.1.2.1).
+    pub status_endpoint: Option<String>,
 }
 
 /// A stream to store for an org (replacing any it had).
@@ -86,6 +88,7 @@ pub struct NewSsfStream<'a> {
     pub jwks_uri: &'a str,
     pub configuration_endpoint: Option<&'a str>,
     pub verification_endpoint: Option<&'a str>,
+    pub status_endpoint: Option<&'a str>,
     pub stream_id: Option<&'a str>,
     pub audience: &'a str,
     pub delivery: Delivery,
@@ -113,6 +116,7 @@ impl SsfStream {
             ssf_streams::jwks_uri.eq(new.jwks_uri),
             ssf_streams::configuration_endpoint.eq(new.configuration_endpoint),
             ssf_streams::verification_endpoint.eq(new.verification_endpoint),
+            ssf_streams::status_endpoint.eq(new.status_endpoint),
             ssf_streams::stream_id.eq(new.stream_id),
             ssf_streams::audience.eq(new.audience),
             ssf_streams::delivery.eq(new.delivery),

@@ -1,5 +1,5 @@
-//! `/admin/keys`: the org's Universal Logout API keys, SCIM tokens and identity-provider
-//! settings.
+//! `/admin/keys`: the org's Universal Logout API keys, SCIM tokens, identity-provider settings
+//! and Shared Signals stream (its card and forms in [`super::ssf`]).
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -10,6 +10,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
+use super::ssf::SsfCard;
 use crate::{
     auth::{AdminUser, idp_http::IdpHttp},
     config::PublicUrl,
@@ -44,6 +45,8 @@ pub struct KeysPage {
     pub initiate_uri: String,
     pub post_logout_uri: String,
     pub backchannel_uri: String,
+    /// The org's Shared Signals stream.
+    pub ssf: SsfCard,
 }
 
 /// A secret just issued, shown on the page this once.
@@ -58,12 +61,16 @@ pub async fn render(
     pool: &Pool,
     new_secret: Option<NewSecret>,
 ) -> Result<HttpResponse, AppError> {
-    let mut conn = pool.get().await?;
-    let org = Org::find(&mut conn, admin.0.org_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("Your organisation no longer exists.".into()))?;
-    let keys = OrgApiKey::list_for_org(&mut conn, org.id).await?;
-    let scim_tokens = ScimToken::list_for_org(&mut conn, org.id).await?;
+    let (org, keys, scim_tokens) = {
+        let mut conn = pool.get().await?;
+        let org = Org::find(&mut conn, admin.0.org_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("Your organisation no longer exists.".into()))?;
+        let keys = OrgApiKey::list_for_org(&mut conn, org.id).await?;
+        let scim_tokens = ScimToken::list_for_org(&mut conn, org.id).await?;
+        (org, keys, scim_tokens)
+    };
+    let ssf = SsfCard::load(req, pool, org.id).await?;
     let url = |path: &str| {
         req.app_data::<web::Data<PublicUrl>>()
             .map(|u| u.join(path))
@@ -94,6 +101,7 @@ pub async fn render(
         initiate_uri: url("/auth/oidc/initiate"),
         post_logout_uri: url(crate::routes::auth::POST_LOGOUT_PATH),
         backchannel_uri: url(crate::routes::backchannel_logout::PATH),
+        ssf,
     };
     let mut response = page::render(req, StatusCode::OK, keys_page);
     response.headers_mut().insert(

@@ -1,14 +1,9 @@
-//! `/admin/ssf`: the org's Shared Signals stream, as `ual-todo org set-ssf` sets it up: the
-//! transmitter, how SETs arrive, the stream's status, verification, the events received and the
-//! last error; forms to point the org at a transmitter, ask for a verification, or stop.
+//! The org's Shared Signals stream on the Keys & identity provider page: the transmitter, how
+//! SETs arrive, the stream's status as the transmitter tells it now, verification, the events
+//! received and the last error; forms to point the org at a transmitter (or change how it
+//! delivers), ask for a verification, or stop. `GET /admin/ssf` leads to that card.
 
-use actix_web::{
-    HttpRequest, HttpResponse,
-    http::{StatusCode, header},
-    web,
-};
-use askama::Template;
-use askama_web::WebTemplate;
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -17,54 +12,87 @@ use crate::{
     config::PublicUrl,
     db::{
         Pool,
+        ids::OrgId,
         models::{Delivery, Org, SsfStream},
     },
     error::AppError,
     flash::{self, Flash},
-    page::{self, Frame},
     secret_box::SecretBox,
     ssf::manage::{self, Setup},
 };
 
-/// Where the page is.
+/// Where the forms post.
 pub const PATH: &str = "/admin/ssf";
+/// Where the card is.
+pub const CARD: &str = "/admin/keys#ssf";
 
-#[derive(Template, WebTemplate)]
-#[template(path = "admin/ssf.html")]
-pub struct SsfPage {
-    pub frame: Frame,
-    pub section: &'static str,
-    pub org: Org,
+/// What the Keys page shows of the org's stream.
+pub struct SsfCard {
     pub stream: Option<SsfStream>,
     /// Where pushed SETs arrive.
     pub endpoint: String,
+    /// The transmitter's reason for the status, when it gave one.
+    pub reason: Option<String>,
+    /// The transmitter could not tell the status now: the one shown is the last known.
+    pub status_unknown: bool,
 }
 
-/// `GET /admin/ssf`.
-pub async fn show(
-    req: HttpRequest,
-    admin: AdminUser,
-    pool: web::Data<Pool>,
-    public_url: web::Data<PublicUrl>,
-) -> Result<HttpResponse, AppError> {
-    let mut conn = pool.get().await?;
-    let org = Org::find(&mut conn, admin.0.org_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("Your organisation no longer exists.".into()))?;
-    let stream = SsfStream::for_org(&mut conn, org.id).await?;
-    let ssf_page = SsfPage {
-        frame: admin.0.frame(&req),
-        section: "ssf",
-        org,
-        stream,
-        endpoint: public_url.join(crate::routes::ssf::PATH),
-    };
-    let mut response = page::render(&req, StatusCode::OK, ssf_page);
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+impl SsfCard {
+    /// Whether the org's events are polled (the form's choice as it stands).
+    pub fn polled(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|s| s.delivery == Delivery::Poll)
+    }
+
+    /// The org's stream, its status read from the transmitter (a short wait at most, no
+    /// database connection held meanwhile) and stored when it changed.
+    pub async fn load(req: &HttpRequest, pool: &Pool, org: OrgId) -> Result<Self, AppError> {
+        let stream = SsfStream::for_org(&mut *pool.get().await?, org).await?;
+        let mut card = SsfCard {
+            stream: None,
+            endpoint: req
+                .app_data::<web::Data<PublicUrl>>()
+                .map(|u| u.join(crate::routes::ssf::PATH))
+                .unwrap_or_default(),
+            reason: None,
+            status_unknown: false,
+        };
+        let Some(mut stream) = stream else {
+            return Ok(card);
+        };
+        let (Some(http), Some(secrets)) = (
+            req.app_data::<web::Data<IdpHttp>>(),
+            req.app_data::<web::Data<SecretBox>>(),
+        ) else {
+            card.status_unknown = true;
+            card.stream = Some(stream);
+            return Ok(card);
+        };
+        match manage::read_status(http, secrets, &stream).await {
+            Ok(remote) => {
+                if remote.status != stream.status {
+                    SsfStream::set_status(&mut *pool.get().await?, stream.id, remote.status)
+                        .await?;
+                    stream.status = remote.status;
+                }
+                card.reason = remote.reason;
+            }
+            Err(e) => {
+                tracing::warn!(%org, error = %e, "cannot read the Shared Signals stream's status");
+                card.status_unknown = true;
+            }
+        }
+        card.stream = Some(stream);
+        Ok(card)
+    }
+}
+
+/// `GET /admin/ssf`: the card is on the Keys page.
+pub async fn show(_admin: AdminUser) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, CARD))
+        .finish()
 }
 
 #[derive(Deserialize)]
@@ -75,7 +103,9 @@ pub struct StreamForm {
     bearer: String,
 }
 
-/// `POST /admin/ssf`: creates the org's stream at a transmitter (replacing the old one).
+/// `POST /admin/ssf`: sets the org's stream up at a transmitter: the same one as before
+/// updates the stream there in place (a blank bearer keeps the stored one), another one
+/// replaces it.
 #[tracing::instrument(skip_all, fields(org = %admin.0.org_id, admin = %admin.0.id))]
 pub async fn set(
     req: HttpRequest,
@@ -86,7 +116,7 @@ pub async fn set(
     http: web::Data<IdpHttp>,
     public_url: web::Data<PublicUrl>,
 ) -> Result<HttpResponse, AppError> {
-    let refuse = |message: String| Ok(flash::redirect(&req, PATH, Flash::error(message)));
+    let refuse = |message: String| Ok(flash::redirect(&req, CARD, Flash::error(message)));
     let transmitter = form.transmitter.trim().trim_end_matches('/');
     let Some(delivery) = Delivery::parse(form.delivery.trim()) else {
         return refuse("Choose push or poll delivery.".into());
@@ -99,6 +129,9 @@ pub async fn set(
     let org = Org::find(&mut conn, admin.0.org_id)
         .await?
         .ok_or_else(|| AppError::NotFound("Your organisation no longer exists.".into()))?;
+    let before = SsfStream::for_org(&mut conn, org.id)
+        .await?
+        .and_then(|s| s.stream_id);
     let setup = Setup {
         org: &org,
         transmitter,
@@ -108,15 +141,20 @@ pub async fn set(
     match manage::configure(&mut conn, &http, &secrets, &public_url, setup).await {
         Ok(stream) => {
             tracing::info!(transmitter, delivery = %delivery, "an admin set the Shared Signals stream");
+            let done = if before.is_some() && before == stream.stream_id {
+                "updated"
+            } else {
+                "created"
+            };
             let message = format!(
-                "Stream {} created at {} ({delivery} delivery).",
+                "Stream {} {done} at {} ({delivery} delivery).",
                 stream.stream_id.as_deref().unwrap_or("?"),
                 stream.transmitter
             );
-            Ok(flash::redirect(&req, PATH, Flash::info(message)))
+            Ok(flash::redirect(&req, CARD, Flash::info(message)))
         }
         Err(manage::ManageError::Database(e)) => Err(e.into()),
-        Err(e) => refuse(format!("The stream could not be created: {e}")),
+        Err(e) => refuse(format!("The stream could not be set up: {e}")),
     }
 }
 
@@ -140,7 +178,7 @@ pub async fn verify(
         Err(manage::ManageError::Database(e)) => return Err(e.into()),
         Err(e) => Flash::error(format!("The transmitter refused: {e}")),
     };
-    Ok(flash::redirect(&req, PATH, flash))
+    Ok(flash::redirect(&req, CARD, flash))
 }
 
 /// `POST /admin/ssf/remove`: deletes the stream at the transmitter and here.
@@ -164,5 +202,5 @@ pub async fn remove(
         Err(manage::ManageError::Database(e)) => return Err(e.into()),
         Err(e) => Flash::error(e.to_string()),
     };
-    Ok(flash::redirect(&req, PATH, flash))
+    Ok(flash::redirect(&req, CARD, flash))
 }

@@ -1,0 +1,1 @@
+ALTER TABLE ssf_streams DROP COLUMN status_endpoint;
