@@ -10,7 +10,7 @@
 
 use std::{
     io::{Read as _, Write as _},
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -31,12 +31,9 @@ const STREAM_READ_SIZE: usize = 256;
 /// What one holder opens.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Holding {
-    /// The proxy's address.
+    /// The proxy's address (one per holder: see `Proxy::start`).
     #[arg(long)]
     pub proxy: SocketAddr,
-    /// The local address to connect from (one per holder: see `RawConn::connect_from`).
-    #[arg(long)]
-    pub source: IpAddr,
     /// Users `<prefix><i>` for `i` in `from..to`, each with five seeded sessions.
     #[arg(long)]
     pub prefix: String,
@@ -54,7 +51,6 @@ pub async fn hold(holding: Holding) -> anyhow::Result<()> {
     let forge = CookieForge::from_hex(&std::env::var(COOKIE_KEY_ENV)?)?;
     let Holding {
         proxy,
-        source,
         prefix,
         from,
         to,
@@ -73,7 +69,7 @@ pub async fn hold(holding: Holding) -> anyhow::Result<()> {
         .collect();
     let held: Vec<(usize, RawConn)> = stream::iter(requests)
         .map(|(user, request)| async move {
-            let mut conn = RawConn::connect_from(source, proxy, STREAM_READ_SIZE).await?;
+            let mut conn = RawConn::connect_with(proxy, STREAM_READ_SIZE).await?;
             let status = conn.open_stream(&request).await?;
             anyhow::ensure!(status == 200, "GET /events answered {status}");
             Ok((user, conn))

@@ -8,7 +8,7 @@
 
 pub mod holder;
 
-use std::{net::IpAddr, process::Stdio, time::Duration};
+use std::{net::SocketAddr, process::Stdio, time::Duration};
 
 use anyhow::Context as _;
 use rand::seq::SliceRandom as _;
@@ -53,6 +53,7 @@ pub struct Setup {
     pub revoke_users: usize,
 }
 
+/// One row: the latencies, memory and CPU of a run.
 pub async fn run(setup: Setup) -> anyhow::Result<Row> {
     let Setup {
         streams,
@@ -99,7 +100,7 @@ pub async fn run(setup: Setup) -> anyhow::Result<Row> {
         instances.push(Instance::start(&db, &env).await?);
     }
     let addrs: Vec<_> = instances.iter().map(|i| i.addr).collect();
-    let proxy = Proxy::start(&addrs, streams, proxy_port).await?;
+    let proxy = Proxy::start(&addrs, streams, proxy_port, u8::try_from(holders)?).await?;
     warm_up(&addrs, &forge, &api_key).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before: Vec<u64> = instances
@@ -107,34 +108,11 @@ pub async fn run(setup: Setup) -> anyhow::Result<Row> {
         .map(|i| i.rss_kib())
         .collect::<anyhow::Result<_>>()?;
     let proxy_rss_before = proxy.rss_kib()?;
+    let kernel_before = kernel_kib()?;
 
     progress!("fanout-nginx {streams}: {holders} processes open them through nginx");
     let opening = std::time::Instant::now();
-    let (tx, mut reports) = mpsc::unbounded_channel();
-    let mut held = Vec::new();
-    for k in 0..holders {
-        let (from, to) = (users * k / holders, users * (k + 1) / holders);
-        // 127.0.0.2, .3 …: each holder's own source address (see `RawConn::connect_from`).
-        let source = IpAddr::from([127, 0, 0, 2 + u8::try_from(k)?]);
-        held.push(spawn_holder(
-            k,
-            proxy.addr,
-            source,
-            from,
-            to,
-            &forge,
-            tx.clone(),
-        )?);
-    }
-    drop(tx);
-    let mut open = 0;
-    for _ in 0..holders {
-        match tokio::time::timeout(OPEN_TIMEOUT, reports.recv()).await {
-            Ok(Some(Report::Open(n))) => open += n,
-            Ok(Some(Report::Exited(k))) => anyhow::bail!("holder {k} failed (see above)"),
-            _ => anyhow::bail!("the holders did not open their streams in time"),
-        }
-    }
+    let (held, mut reports, open) = open_streams(&proxy, &forge, users, holders).await?;
     let open_seconds = opening.elapsed().as_secs_f64();
     progress!("fanout-nginx {streams}: {open} streams open in {open_seconds:.1}s");
     anyhow::ensure!(
@@ -154,6 +132,7 @@ pub async fn run(setup: Setup) -> anyhow::Result<Row> {
         per_instance.push((on, grown as f64, grown as f64 / on.max(1.0)));
     }
     let proxy_grown = proxy.rss_kib()?.saturating_sub(proxy_rss_before) as f64;
+    let kernel_grown = kernel_kib()?.saturating_sub(kernel_before) as f64;
     let worst = per_instance.iter().map(|p| p.2).fold(0.0, f64::max);
     let overall = per_instance.iter().map(|p| p.1).sum::<f64>() / open as f64;
     for (i, (on, grown, kib)) in per_instance.iter().enumerate() {
@@ -170,62 +149,33 @@ pub async fn run(setup: Setup) -> anyhow::Result<Row> {
         "fanout-nginx {streams}: revoking {} users one after another",
         targets.len()
     );
-    let mut ual = RawConn::connect(proxy.addr).await?;
     let cpu_start = meter.sample();
-    let (mut tabs, mut last_tab, mut answered) = (vec![], vec![], vec![]);
-    let (mut lost, mut before_204) = (0usize, 0usize);
-    for &user in &targets {
-        let request = ual_request(proxy.addr, &api_key, &email("f", user));
-        let sent = unix_nanos();
-        let answer = ual.send(&request).await?;
-        let answered_at = unix_nanos();
-        anyhow::ensure!(answer.status == 204, "UAL answered {}", answer.status);
-        answered.push(nanos(answered_at - sent));
-        let (mut told, mut slowest) = (0, Duration::ZERO);
-        let deadline = tokio::time::Instant::now() + LOST_AFTER;
-        while told < SESSIONS_PER_USER {
-            match tokio::time::timeout_at(deadline, reports.recv()).await {
-                Ok(Some(Report::Logout { user: u, at_nanos })) if u == user => {
-                    told += 1;
-                    before_204 += usize::from(at_nanos < answered_at);
-                    let took = nanos(at_nanos.saturating_sub(sent));
-                    slowest = slowest.max(took);
-                    tabs.push(took);
-                }
-                Ok(Some(Report::Logout { user: u, .. })) => {
-                    anyhow::bail!("user {u}, not revoked, was signed out")
-                }
-                Ok(Some(Report::Exited(k))) => anyhow::bail!("holder {k} exited"),
-                _ => break,
-            }
-        }
-        lost += SESSIONS_PER_USER - told;
-        if told == SESSIONS_PER_USER {
-            last_tab.push(slowest);
-        }
-    }
+    let proxy_cpu_start = proxy.cpu_ns()?;
+    let told = revoke_each(&mut reports, proxy.addrs[0], &api_key, &targets).await?;
     let cpu = meter.sample().since(&cpu_start);
+    let proxy_ms = (proxy.cpu_ns()? - proxy_cpu_start) as f64 / 1e6;
     drop(held);
 
-    let (answered, last_tab) = (Latency::of(answered), Latency::of(last_tab));
+    let (answered, last_tab) = (Latency::of(told.answered), Latency::of(told.last_tab));
     let mut row = Row::new(
         "fanout-nginx",
         format!("{open} streams through nginx, {count} instances, {holders} client processes"),
     )
-    .latency(Latency::of(tabs))
+    .latency(Latency::of(told.tabs))
     .figure("users_revoked", targets.len() as f64)
-    .figure("lost", lost as f64)
+    .figure("lost", told.lost as f64)
     .figure("all_tabs_told_p50_ms", last_tab.p50_ms)
     .figure("all_tabs_told_p99_ms", last_tab.p99_ms)
     .figure("ual_204_p50_ms", answered.p50_ms)
     .figure("ual_204_p99_ms", answered.p99_ms)
     .figure(
         "logout_before_204_pct",
-        before_204 as f64 * 100.0 / (targets.len() * SESSIONS_PER_USER) as f64,
+        told.before_204 as f64 * 100.0 / (targets.len() * SESSIONS_PER_USER) as f64,
     )
     .figure("kib_per_stream", overall)
     .figure("kib_per_stream_worst_instance", worst)
     .figure("nginx_kib_per_stream", proxy_grown / open as f64)
+    .figure("kernel_kib_per_stream", kernel_grown / open as f64)
     .figure("open_s", open_seconds)
     .figure("idle_cpu_app%", idle.app);
     for (i, (on, _, kib)) in per_instance.iter().enumerate() {
@@ -235,10 +185,128 @@ pub async fn run(setup: Setup) -> anyhow::Result<Row> {
     }
     Ok(row
         .figures(cpu.per_op(targets.len()))
+        .figure("nginx_cpu_ms/op", proxy_ms / targets.len() as f64)
+        .figure("cpu_nginx%", proxy_ms / 10.0 / cpu.seconds)
         .figures(cpu.figures(""))
         .at_most("p99_ms", 10.0)
         .at_most("kib_per_stream_worst_instance", 12.0)
         .at_most("lost", 0.0))
+}
+
+/// Starts the holders, each for its share of the users and through its own address of the
+/// proxy, and waits until every one has opened its streams: the holders (alive as long as this
+/// is kept), their reports to come, and how many streams are open.
+async fn open_streams(
+    proxy: &Proxy,
+    forge: &CookieForge,
+    users: usize,
+    holders: usize,
+) -> anyhow::Result<(Vec<Holder>, mpsc::UnboundedReceiver<Report>, usize)> {
+    let (tx, mut reports) = mpsc::unbounded_channel();
+    let mut held = Vec::new();
+    for k in 0..holders {
+        let (from, to) = (users * k / holders, users * (k + 1) / holders);
+        held.push(spawn_holder(
+            k,
+            proxy.addrs[k],
+            from,
+            to,
+            forge,
+            tx.clone(),
+        )?);
+    }
+    drop(tx);
+    let mut open = 0;
+    for _ in 0..holders {
+        match tokio::time::timeout(OPEN_TIMEOUT, reports.recv()).await {
+            Ok(Some(Report::Open(n))) => open += n,
+            Ok(Some(Report::Exited(k))) => anyhow::bail!("holder {k} failed (see above)"),
+            _ => anyhow::bail!("the holders did not open their streams in time"),
+        }
+    }
+    Ok((held, reports, open))
+}
+
+/// What the revocations' tabs heard, and when.
+struct Told {
+    /// Each tab: from sending the request to its `logout` event.
+    tabs: Vec<Duration>,
+    /// Each user: until the last of their tabs was told.
+    last_tab: Vec<Duration>,
+    /// Each request: until its `204` arrived.
+    answered: Vec<Duration>,
+    lost: usize,
+    /// Tabs told before their request's `204` arrived.
+    before_204: usize,
+}
+
+/// Signs the `targets` users out one after another through the proxy, each time waiting for
+/// the `logout` of each of their tabs.
+async fn revoke_each(
+    reports: &mut mpsc::UnboundedReceiver<Report>,
+    proxy: SocketAddr,
+    api_key: &str,
+    targets: &[usize],
+) -> anyhow::Result<Told> {
+    let mut ual = RawConn::connect(proxy).await?;
+    let mut told = Told {
+        tabs: vec![],
+        last_tab: vec![],
+        answered: vec![],
+        lost: 0,
+        before_204: 0,
+    };
+    for &user in targets {
+        let request = ual_request(proxy, api_key, &email("f", user));
+        let sent = unix_nanos();
+        let answer = ual.send(&request).await?;
+        let answered_at = unix_nanos();
+        anyhow::ensure!(answer.status == 204, "UAL answered {}", answer.status);
+        told.answered.push(nanos(answered_at - sent));
+        let (mut heard, mut slowest) = (0, Duration::ZERO);
+        let deadline = tokio::time::Instant::now() + LOST_AFTER;
+        while heard < SESSIONS_PER_USER {
+            match tokio::time::timeout_at(deadline, reports.recv()).await {
+                Ok(Some(Report::Logout { user: u, at_nanos })) if u == user => {
+                    heard += 1;
+                    told.before_204 += usize::from(at_nanos < answered_at);
+                    let took = nanos(at_nanos.saturating_sub(sent));
+                    slowest = slowest.max(took);
+                    told.tabs.push(took);
+                }
+                Ok(Some(Report::Logout { user: u, .. })) => {
+                    anyhow::bail!("user {u}, not revoked, was signed out")
+                }
+                Ok(Some(Report::Exited(k))) => anyhow::bail!("holder {k} exited"),
+                _ => break,
+            }
+        }
+        told.lost += SESSIONS_PER_USER - heard;
+        if heard == SESSIONS_PER_USER {
+            told.last_tab.push(slowest);
+        }
+    }
+    Ok(told)
+}
+
+/// The kernel's memory for sockets and the like: its slab caches plus TCP buffers, in KiB. A
+/// stream through the proxy has four sockets here (client, proxy's two, instance); the
+/// machine's other work moves this too, so it is a rough figure.
+fn kernel_kib() -> anyhow::Result<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")?;
+    let slab: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no Slab in /proc/meminfo")?;
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat")?;
+    let tcp_pages: u64 = sockstat
+        .lines()
+        .find(|l| l.starts_with("TCP:"))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "mem").nth(1))
+        .and_then(|v| v.parse().ok())
+        .context("no TCP mem in /proc/net/sockstat")?;
+    Ok(slab + tcp_pages * 4)
 }
 
 fn nanos(n: u128) -> Duration {
@@ -248,8 +316,7 @@ fn nanos(n: u128) -> Duration {
 /// Starts `ual-bench hold-streams` for users `from..to`; its reports go to `reports`.
 fn spawn_holder(
     k: usize,
-    proxy: std::net::SocketAddr,
-    source: IpAddr,
+    proxy: SocketAddr,
     from: usize,
     to: usize,
     forge: &CookieForge,
@@ -257,12 +324,7 @@ fn spawn_holder(
 ) -> anyhow::Result<Holder> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("hold-streams")
-        .args([
-            "--proxy",
-            &proxy.to_string(),
-            "--source",
-            &source.to_string(),
-        ])
+        .args(["--proxy", &proxy.to_string()])
         .args([
             "--prefix",
             "f",
