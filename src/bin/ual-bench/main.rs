@@ -50,6 +50,36 @@ enum Command {
         #[arg(long, default_value_t = 250)]
         revoke_users: usize,
     },
+    /// Live-logout fan-out through nginx (`deploy/nginx/ual-todo.conf`): N streams opened
+    /// through the proxy by several client processes, spread by nginx over the instances; UAL
+    /// (through the proxy) → every one of the user's tabs told; memory per stream per instance.
+    FanoutNginx {
+        /// Open streams (five per user).
+        #[arg(long, default_value_t = 30_000)]
+        streams: usize,
+        /// Instances behind nginx.
+        #[arg(long, default_value_t = 3)]
+        instances: usize,
+        /// Client processes holding the streams (one may hold 20,000 open files here).
+        #[arg(long, default_value_t = 3)]
+        holders: usize,
+        /// Users revoked (five tabs each).
+        #[arg(long, default_value_t = 250)]
+        revoke_users: usize,
+    },
+    /// What one revocation costs the database and the instances as the number of listening
+    /// instances grows (every instance hears every NOTIFY): one run per instance count.
+    NotifyCost {
+        /// Listening instances, one run per value.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 3, 10])]
+        instances: Vec<usize>,
+        /// Open streams, spread over the instances (five per user).
+        #[arg(long, default_value_t = 1_000)]
+        streams: usize,
+        /// Users revoked one after another, each request sent to the first instance.
+        #[arg(long, default_value_t = 3_000)]
+        revocations: usize,
+    },
     /// UAL latency and throughput with 1,000,000 session rows (and a tenth and ten times that).
     UalBig {
         /// Run at a tenth of the data too (100,000 rows, 10,000 users).
@@ -71,6 +101,15 @@ enum Command {
         /// Seconds of the sustained run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// The `sessions` table at N rows: heap and index sizes, and the sweeper's cost with
+    /// nothing expired and with a share of the rows expired.
+    SessionsTable {
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: usize,
+        /// Percent of the rows expired before the timed sweep.
+        #[arg(long, default_value_t = 1.0)]
+        expired_pct: f64,
     },
     /// `GET /todos` throughput over keep-alive connections, one instance with two workers.
     Pages {
@@ -149,6 +188,12 @@ enum Command {
     /// Every scenario above with its defaults (but the SCIM ones, org-logout and ssf): one table,
     /// `target/bench/all.json`.
     All,
+    /// Internal: a load-generator process of `fanout-nginx`.
+    #[command(hide = true)]
+    HoldStreams {
+        #[command(flatten)]
+        holding: scenarios::fanout_nginx::holder::Holding,
+    },
     /// Internal: serve the app (what the scenarios start as separate processes).
     #[command(hide = true)]
     Serve {
@@ -200,6 +245,36 @@ async fn bench(command: Command) -> anyhow::Result<()> {
             streams,
             revoke_users,
         } => report::publish("fanout", &fanout::run(&streams, revoke_users).await?),
+        Command::FanoutNginx {
+            streams,
+            instances,
+            holders,
+            revoke_users,
+        } => {
+            let setup = scenarios::fanout_nginx::Setup {
+                streams,
+                instances,
+                holders,
+                revoke_users,
+            };
+            report::publish(
+                "fanout-nginx",
+                &[scenarios::fanout_nginx::run(setup).await?],
+            )
+        }
+        Command::NotifyCost {
+            instances,
+            streams,
+            revocations,
+        } => report::publish(
+            "notify-cost",
+            &scenarios::notify_cost::run(&instances, streams, revocations).await?,
+        ),
+        Command::SessionsTable { rows, expired_pct } => report::publish(
+            "sessions-table",
+            &[scenarios::sessions_table::run(rows, expired_pct).await?],
+        ),
+        Command::HoldStreams { holding } => scenarios::fanout_nginx::holder::hold(holding).await,
         Command::UalBig {
             tenth,
             full,

@@ -71,47 +71,7 @@ async fn run_one(streams: usize, revoke_users: usize) -> anyhow::Result<Row> {
     ];
     let addrs = [instances[0].addr, instances[1].addr];
 
-    // Warm-up: each instance's database pool grows to the size the opening burst needs, and each
-    // serves streams and a revocation, before the memory baseline: the figure is for streams,
-    // not for the pool (which is bounded, whatever the number of streams).
-    fill_pools(&addrs, &forge).await?;
-    for w in 0..2 {
-        let held = open_streams(&addrs, &forge, "warm", &[w], OPEN_CONCURRENCY).await?;
-        let mut waiting = JoinSet::new();
-        for mut h in held {
-            waiting.spawn(async move { h.conn.wait_for(LOGOUT).await });
-        }
-        let answer = RawConn::connect(addrs[w])
-            .await?
-            .send(&ual_request(addrs[w], &api_key, &email("warm", w)))
-            .await?;
-        anyhow::ensure!(
-            answer.status == 204,
-            "warm-up UAL answered {}",
-            answer.status
-        );
-        while let Some(done) = tokio::time::timeout(LOST_AFTER, waiting.join_next())
-            .await
-            .context("warm-up logout events did not arrive")?
-        {
-            done??;
-        }
-    }
-    // Every pooled connection (and its PostgreSQL backend) has run a revocation once: a fresh
-    // backend's first statements load catalogs and plans, which a server in service has done.
-    for addr in addrs {
-        for _ in 0..2 * POOL_SIZE {
-            let answer = RawConn::connect(addr)
-                .await?
-                .send(&ual_request(addr, &api_key, &email("warm", 0)))
-                .await?;
-            anyhow::ensure!(
-                answer.status == 204,
-                "warm-up UAL answered {}",
-                answer.status
-            );
-        }
-    }
+    warm_up(&addrs, &forge, &api_key).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before: u64 = instances
         .iter()
@@ -237,14 +197,64 @@ async fn run_one(streams: usize, revoke_users: usize) -> anyhow::Result<Row> {
     })
 }
 
+/// Warms the instances up before a memory baseline: each instance's database pool grows to the
+/// size the opening burst needs, and each serves streams and a revocation (users `warm0`,
+/// `warm1`… with five sessions each, one per instance), so that the figure is for streams, not
+/// for the pool (which is bounded, whatever the number of streams).
+pub async fn warm_up(
+    addrs: &[SocketAddr],
+    forge: &CookieForge,
+    api_key: &str,
+) -> anyhow::Result<()> {
+    fill_pools(addrs, forge).await?;
+    for w in 0..addrs.len() {
+        let held = open_streams(addrs, forge, "warm", &[w], OPEN_CONCURRENCY).await?;
+        let mut waiting = JoinSet::new();
+        for mut h in held {
+            waiting.spawn(async move { h.conn.wait_for(LOGOUT).await });
+        }
+        let answer = RawConn::connect(addrs[w])
+            .await?
+            .send(&ual_request(addrs[w], api_key, &email("warm", w)))
+            .await?;
+        anyhow::ensure!(
+            answer.status == 204,
+            "warm-up UAL answered {}",
+            answer.status
+        );
+        while let Some(done) = tokio::time::timeout(LOST_AFTER, waiting.join_next())
+            .await
+            .context("warm-up logout events did not arrive")?
+        {
+            done??;
+        }
+    }
+    // Every pooled connection (and its PostgreSQL backend) has run a revocation once: a fresh
+    // backend's first statements load catalogs and plans, which a server in service has done.
+    for &addr in addrs {
+        for _ in 0..2 * POOL_SIZE {
+            let answer = RawConn::connect(addr)
+                .await?
+                .send(&ual_request(addr, api_key, &email("warm", 0)))
+                .await?;
+            anyhow::ensure!(
+                answer.status == 204,
+                "warm-up UAL answered {}",
+                answer.status
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Requests pages, twice as many at a time as an instance pools database connections, so that
 /// each instance opens the pooled connections the opening burst will use. Only a few requests:
 /// the memory their connections free would otherwise be counted as free for streams.
-pub async fn fill_pools(addrs: &[SocketAddr; 2], forge: &CookieForge) -> anyhow::Result<()> {
+pub async fn fill_pools(addrs: &[SocketAddr], forge: &CookieForge) -> anyhow::Result<()> {
     let in_flight = 4 * POOL_SIZE;
     let cookie = forge.cookie(&session_key(&email("warm", 0), 1));
     let cookie = &cookie;
-    stream::iter((0..2 * in_flight).map(|i| addrs[i % 2]))
+    stream::iter((0..2 * in_flight).map(|i| addrs[i % addrs.len()]))
         .map(|addr| async move {
             let answer = RawConn::connect(addr)
                 .await?
@@ -264,9 +274,9 @@ pub async fn fill_pools(addrs: &[SocketAddr; 2], forge: &CookieForge) -> anyhow:
 }
 
 /// Opens a live-logout stream for every seeded session of the given users (`<prefix><i>`): the
-/// user's `n`th session on instance `(i + n) % 2`, so each user has streams on both.
+/// user's `n`th session on instance `(i + n) % instances`, so each user has streams on several.
 pub async fn open_streams(
-    addrs: &[SocketAddr; 2],
+    addrs: &[SocketAddr],
     forge: &CookieForge,
     prefix: &str,
     users: &[usize],
@@ -278,7 +288,7 @@ pub async fn open_streams(
             let email = email(prefix, user);
             (1..=SESSIONS_PER_USER)
                 .map(|n| {
-                    let instance = (user + n) % 2;
+                    let instance = (user + n) % addrs.len();
                     let cookie = forge.cookie(&session_key(&email, n));
                     let request = get_request(addrs[instance], "/events", Some(&cookie));
                     (user, instance, request)
