@@ -244,7 +244,7 @@ impl SessionStore for PgSessionStore {
                 .map_err(LoadError::Other)?;
         }
         let mut state: State =
-            serde_json::from_value(row.state).map_err(|e| LoadError::Deserialization(e.into()))?;
+            serde_json::from_slice(&row.state.0).map_err(|e| LoadError::Deserialization(e.into()))?;
         if row.reauth_requested_at.is_some() {
             state.insert(REAUTH_KEY.to_owned(), "true".to_owned());
         } else {

@@ -43,7 +43,7 @@ pub struct SessionRecord {
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
 pub struct LiveSession {
-    pub state: serde_json::Value,
+    pub state: RawJson,
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub idp_ends_at: Option<OffsetDateTime>,
@@ -60,6 +60,22 @@ pub struct SessionSummary {
     pub ip: Option<String>,
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
+}
+
+/// A `jsonb` value as its JSON text, not yet parsed: the session store reads the state straight
+/// into its map, once, even where a row is repeated (one per todo, see
+/// [`SessionRecord::find_live_with_todos`]).
+#[derive(Debug, diesel::deserialize::FromSqlRow)]
+pub struct RawJson(pub Vec<u8>);
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for RawJson {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        // The binary format: a version byte, then the JSON text.
+        match value.as_bytes() {
+            [1, json @ ..] => Ok(Self(json.to_vec())),
+            _ => Err("unsupported jsonb version".into()),
+        }
+    }
 }
 
 /// A session row to insert. `None` is written as NULL (what every nullable column defaults to),
