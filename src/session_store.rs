@@ -243,8 +243,8 @@ impl SessionStore for PgSessionStore {
                 .context("cannot record session activity")
                 .map_err(LoadError::Other)?;
         }
-        let mut state: State =
-            serde_json::from_slice(&row.state.0).map_err(|e| LoadError::Deserialization(e.into()))?;
+        let mut state: State = serde_json::from_slice(&row.state.0)
+            .map_err(|e| LoadError::Deserialization(e.into()))?;
         if row.reauth_requested_at.is_some() {
             state.insert(REAUTH_KEY.to_owned(), "true".to_owned());
         } else {

@@ -129,30 +129,34 @@ impl SessionRecord {
             .optional()
     }
 
-    /// [`Self::find_live`], and the todos of the session's user, oldest first, in the same
-    /// statement (see [`crate::prefetch`]): one row per todo, or one without a todo.
+    /// [`Self::find_live`], and the todos of the session's user, oldest first (see
+    /// [`crate::prefetch`]). Two statements sent together, so one round trip: the session, and
+    /// the session joined with its user's todos. Each reads its own snapshot, so the second
+    /// checks the session too: one that ended between them reads as ended.
     pub async fn find_live_with_todos(
         conn: &mut AsyncPgConnection,
         id: &[u8],
         now: OffsetDateTime,
     ) -> QueryResult<Option<(LiveSession, Vec<Todo>)>> {
-        let rows = sessions::table
+        let conn: &AsyncPgConnection = conn;
+        let live = sessions::table
+            .find(id)
+            .filter(sessions::expires_at.gt(now));
+        let session = live
+            .select(LiveSession::as_select())
+            .load::<LiveSession>(&mut &*conn);
+        let todos = live
             .left_join(todos::table.on(todos::user_id.nullable().eq(sessions::user_id)))
-            .filter(sessions::id.eq(id))
-            .filter(sessions::expires_at.gt(now))
             .order((todos::created_at, todos::id))
-            .select((LiveSession::as_select(), Option::<Todo>::as_select()))
-            .load::<(LiveSession, Option<Todo>)>(conn)
-            .await?;
-        let mut rows = rows.into_iter();
-        let Some((session, first)) = rows.next() else {
-            return Ok(None);
-        };
-        let todos = first
-            .into_iter()
-            .chain(rows.filter_map(|(_, todo)| todo))
-            .collect();
-        Ok(Some((session, todos)))
+            .select(Option::<Todo>::as_select())
+            .load::<Option<Todo>>(&mut &*conn);
+        let (session, rows) = futures_util::future::try_join(session, todos).await?;
+        match session.into_iter().next() {
+            Some(session) if !rows.is_empty() => {
+                Ok(Some((session, rows.into_iter().flatten().collect())))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Inserts a session; one of a user who is not active is not inserted (`false`). The user's
