@@ -364,3 +364,9 @@ server.listen(config.port ?? 0, '127.0.0.1', () => {
   process.stdout.write(JSON.stringify({ issuer }) + '\n');
 });
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));
+// A test process that keeps the transmitter for its whole run (in a static, never dropped) gives
+// it a pipe as stdin: the transmitter ends with it rather than outliving the tests.
+if (config.exit_with_stdin) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}

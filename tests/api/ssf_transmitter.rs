@@ -45,9 +45,13 @@ impl Transmitter {
         if config.get("port").is_none() {
             config["port"] = json!(0);
         }
+        // Ends when this process does, even if the transmitter is never dropped: its stdin (a
+        // pipe this process holds) closes then.
+        config["exit_with_stdin"] = json!(true);
         let mut process = Command::new("node")
             .arg(script)
             .env("SSF_CONFIG", config.to_string())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
