@@ -9,7 +9,7 @@ use ual_todo::{db::models::Delivery, ssf::manage};
 use crate::{
     helpers::{run_cli, spawn_app},
     ssf_streams::{push_for_alice, set_ssf, stream, succeeded},
-    ssf_transmitter::{BEARER, Transmitter, secrets},
+    ssf_transmitter::{BEARER, Transmitter, push_status, secrets},
 };
 
 /// The transmitter's record of the calls to `route` with `method`: (stream id, body).
@@ -80,15 +80,10 @@ async fn a_new_delivery_at_the_same_transmitter_updates_the_stream_in_place() {
         state["streams"][0]["delivery"]["endpoint_url"].as_str()
     );
     // The push header it had no longer names the org.
-    let response = reqwest::Client::new()
-        .post(app.url("/ssf/events"))
-        .header("content-type", "application/secevent+jwt")
-        .header("authorization", old_header)
-        .body("x.y.z")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        push_status(&app, &old_header).await,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use ual_todo::db::models::{Delivery, Org, SsfStream, User};
 
 use crate::{
     helpers::{TestApp, run_cli, run_cli_strict, spawn_app},
-    ssf_transmitter::{BEARER, Transmitter, known_at_idp},
+    ssf_transmitter::{BEARER, Transmitter, known_at_idp, push_status},
 };
 
 pub(crate) fn set_ssf(
@@ -267,13 +267,8 @@ async fn remove_ssf_deletes_the_stream_there_and_here() {
 
     assert!(stream(&app).await.is_none());
     assert_eq!(tx.state().await["streams"], json!([]));
-    let response = reqwest::Client::new()
-        .post(app.url("/ssf/events"))
-        .header("content-type", "application/secevent+jwt")
-        .header("authorization", header)
-        .body("x.y.z")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        push_status(&app, &header).await,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
 }

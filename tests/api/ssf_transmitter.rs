@@ -161,6 +161,20 @@ impl Transmitter {
     }
 }
 
+/// What `POST /ssf/events` answers a push that presents `header` (with a body that is no SET:
+/// the header is checked first).
+pub async fn push_status(app: &TestApp, header: &str) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(app.url("/ssf/events"))
+        .header("content-type", "application/secevent+jwt")
+        .header("authorization", header)
+        .body("x.y.z")
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 /// The instance's secrets box, as the app under test has it.
 pub async fn secrets(app: &TestApp) -> SecretBox {
     let settings = Settings::for_database(app.db.url.clone());
