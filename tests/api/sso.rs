@@ -221,9 +221,17 @@ async fn a_callback_from_another_browser_or_a_replay_is_refused() {
     let browser = s.app.browser();
     let authorize = authorize_url(&browser).await;
     let callback = s.idp.sign_in_at(&authorize, "alice@acme.test").await;
+    callback_is_refused_elsewhere_and_when_replayed(&s.app, &browser, &callback).await;
+}
 
-    // Another browser (no state cookie): refused, and the attempt stays usable for its owner.
-    let stranger = s.app.browser().client.get(&callback).send().await.unwrap();
+/// A provider's `callback` for `browser`: refused in another browser (no state cookie), while
+/// the attempt stays usable for its owner, and refused when replayed (the state is spent).
+pub(crate) async fn callback_is_refused_elsewhere_and_when_replayed(
+    app: &TestApp,
+    browser: &Browser,
+    callback: &str,
+) {
+    let stranger = app.browser().client.get(callback).send().await.unwrap();
     page_says(
         stranger,
         StatusCode::BAD_REQUEST,
@@ -231,18 +239,17 @@ async fn a_callback_from_another_browser_or_a_replay_is_refused() {
     )
     .await;
 
-    let owner = browser.client.get(&callback).send().await.unwrap();
+    let owner = browser.client.get(callback).send().await.unwrap();
     assert_is_redirect_to(&owner, "/todos");
 
-    // The same callback again: the state is spent.
-    let replay = browser.client.get(&callback).send().await.unwrap();
+    let replay = browser.client.get(callback).send().await.unwrap();
     page_says(
         replay,
         StatusCode::BAD_REQUEST,
         "expired or was already used",
     )
     .await;
-    assert_eq!(count(&s.app.db, "sessions"), 1);
+    assert_eq!(count(&app.db, "sessions"), 1);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use crate::{
     helpers::{Browser, EventStream, TestApp, assert_is_redirect_to, count, spawn_app},
     oidc_provider::{client, provider_browser, start_sso},
     python_op::PythonOp,
-    sso::configure,
+    sso::{callback_is_refused_elsewhere_and_when_replayed, configure},
 };
 
 struct Setup {
@@ -114,25 +114,7 @@ async fn a_callback_from_the_python_provider_is_refused_in_another_browser_and_w
         .idp
         .sign_in_at(&authorize_url(&browser).await, "alice@acme.test")
         .await;
-
-    let stranger = s.app.browser().client.get(&callback).send().await.unwrap();
-    page_says(
-        stranger,
-        StatusCode::BAD_REQUEST,
-        "expired or was already used",
-    )
-    .await;
-    let owner = browser.client.get(&callback).send().await.unwrap();
-    assert_is_redirect_to(&owner, "/todos");
-    let replay = browser.client.get(&callback).send().await.unwrap();
-
-    page_says(
-        replay,
-        StatusCode::BAD_REQUEST,
-        "expired or was already used",
-    )
-    .await;
-    assert_eq!(count(&s.app.db, "sessions"), 1);
+    callback_is_refused_elsewhere_and_when_replayed(&s.app, &browser, &callback).await;
 }
 
 #[tokio::test]
