@@ -29,7 +29,7 @@ const POOL_SIZE: usize = 16;
 /// Read size of an idle stream: keep-alive comments and one event are all it ever gets.
 const STREAM_READ_SIZE: usize = 256;
 /// How long a logout may take before it counts as lost.
-const LOST_AFTER: Duration = Duration::from_secs(5);
+pub const LOST_AFTER: Duration = Duration::from_secs(5);
 pub const LOGOUT: &[u8] = b"event: logout";
 
 /// One row per stream count.
@@ -310,4 +310,21 @@ pub async fn open_streams(
         .buffer_unordered(concurrency)
         .try_collect()
         .await
+}
+
+/// Waits for the `logout` of each stream in `streams` (a revocation sent at `sent`): how long
+/// each took goes to `told`; returns how many never came within [`LOST_AFTER`].
+pub async fn logouts(
+    sent: Instant,
+    streams: Vec<oneshot::Receiver<Instant>>,
+    told: &mut Vec<Duration>,
+) -> usize {
+    let mut lost = 0;
+    for rx in streams {
+        match tokio::time::timeout(LOST_AFTER, rx).await {
+            Ok(Ok(at)) => told.push(at - sent),
+            _ => lost += 1,
+        }
+    }
+    lost
 }

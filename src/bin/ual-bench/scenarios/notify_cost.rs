@@ -16,7 +16,7 @@ use std::{collections::HashMap, time::Duration};
 use rand::seq::SliceRandom as _;
 use tokio::{sync::oneshot, task::JoinSet};
 
-use super::fanout::{LOGOUT, SESSIONS_PER_USER, open_streams, warm_up};
+use super::fanout::{self, LOGOUT, SESSIONS_PER_USER, open_streams, warm_up};
 use crate::{
     fixture::{
         BenchDb, CookieForge, Instance, RawConn, cpu_ns, email, progress, query_text, seed_org,
@@ -25,8 +25,6 @@ use crate::{
     report::{Latency, Row},
 };
 
-/// How long a logout may take before it counts as lost.
-const LOST_AFTER: Duration = Duration::from_secs(5);
 /// Streams being opened at once.
 const OPEN_CONCURRENCY: usize = 128;
 /// Ten instances with the default pools (16 + 4 + the listener each) would need 210 of the
@@ -109,12 +107,7 @@ async fn run_one(count: usize, streams: usize, revocations: usize) -> anyhow::Re
             .await?;
         answered.push(sent.elapsed());
         anyhow::ensure!(answer.status == 204, "UAL answered {}", answer.status);
-        for rx in arrivals.remove(&user).unwrap_or_default() {
-            match tokio::time::timeout(LOST_AFTER, rx).await {
-                Ok(Ok(at)) => told.push(at - sent),
-                _ => lost += 1,
-            }
-        }
+        lost += fanout::logouts(sent, arrivals.remove(&user).unwrap_or_default(), &mut told).await;
     }
     let seconds = began.elapsed().as_secs_f64();
     let used = Usage::sample(&instances, &mut conn)?.since(&start, &listeners);

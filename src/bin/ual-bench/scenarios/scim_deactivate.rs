@@ -4,12 +4,12 @@
 //! to alternating instances). For each stream of a deactivated user: the time from sending the
 //! PATCH to the `logout` event arriving.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::seq::SliceRandom as _;
 use tokio::{sync::oneshot, task::JoinSet};
 
-use super::fanout::{LOGOUT, SESSIONS_PER_USER, fill_pools, open_streams};
+use super::fanout::{self, LOGOUT, LOST_AFTER, SESSIONS_PER_USER, fill_pools, open_streams};
 use crate::{
     fixture::{
         BenchDb, CookieForge, Instance, RawConn, open_files_limit, progress, scim_request,
@@ -24,8 +24,6 @@ const OPEN_CONCURRENCY: usize = 256;
 /// connection of both instances to have run a deactivation (a fresh backend's first statements
 /// load catalogs and plans, which a server in service has done).
 const WARM_USERS: usize = 64;
-/// How long a logout may take before it counts as lost.
-const LOST_AFTER: Duration = Duration::from_secs(5);
 /// RFC 7644 §3.5.2 PatchOp deactivating a user.
 const DEACTIVATE: &str = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#;
 
@@ -143,12 +141,7 @@ async fn run_one(streams: usize, deactivate_users: usize) -> anyhow::Result<Row>
             answer.status,
             String::from_utf8_lossy(&answer.body)
         );
-        for rx in std::mem::take(&mut arrivals[user]) {
-            match tokio::time::timeout(LOST_AFTER, rx).await {
-                Ok(Ok(at)) => all.push(at - sent),
-                _ => lost += 1,
-            }
-        }
+        lost += fanout::logouts(sent, std::mem::take(&mut arrivals[user]), &mut all).await;
     }
     drop(readers);
 

@@ -13,13 +13,13 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use rand::seq::SliceRandom as _;
 use tokio::{sync::oneshot, task::JoinSet};
 
-use super::fanout::{LOGOUT, SESSIONS_PER_USER, fill_pools, open_streams};
+use super::fanout::{self, LOGOUT, LOST_AFTER, SESSIONS_PER_USER, fill_pools, open_streams};
 use crate::{
     fixture::{
         BenchDb, CookieForge, CpuMeter, Idp, Instance, RawConn, SSF_AUDIENCE, email,
@@ -32,9 +32,6 @@ use crate::{
 const OPEN_CONCURRENCY: usize = 256;
 /// Users signed out before measuring, alternating instances (warms pools, plans, key caches).
 const WARM_USERS: usize = 64;
-/// How long a logout may take before it counts as lost.
-const LOST_AFTER: Duration = Duration::from_secs(5);
-
 /// Signs one session-revoked SET per email, on the blocking threads (RSA signing is the load
 /// generator's cost, paid before the clock starts).
 async fn sign_all(idp: &Arc<Idp>, emails: Vec<String>) -> anyhow::Result<Vec<String>> {
@@ -160,12 +157,7 @@ pub async fn latency(streams: usize, revoke_users: usize) -> anyhow::Result<Row>
             answer.status,
             String::from_utf8_lossy(&answer.body)
         );
-        for rx in std::mem::take(&mut arrivals[user]) {
-            match tokio::time::timeout(LOST_AFTER, rx).await {
-                Ok(Ok(at)) => all.push(at - sent),
-                _ => lost += 1,
-            }
-        }
+        lost += fanout::logouts(sent, std::mem::take(&mut arrivals[user]), &mut all).await;
     }
     drop(readers);
 
