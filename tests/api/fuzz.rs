@@ -96,18 +96,19 @@ fn check(
     Ok(())
 }
 
-/// Arbitrary JSON, nested a few levels.
-fn json_value() -> impl Strategy<Value = Value> {
+/// Arbitrary JSON, nested a few levels (the UAL and Shared Signals fuzzers').
+pub(crate) fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|n| json!(n)),
         ".{0,40}".prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-            prop::collection::hash_map("[a-z_]{1,12}", inner, 0..8)
+            prop::collection::hash_map("[a-z_-]{1,12}", inner, 0..8)
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })

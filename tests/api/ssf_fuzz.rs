@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use ual_todo::db::models::Delivery;
 
 use crate::{
+    fuzz::json_value,
     helpers::{TestApp, spawn_app},
     idp::{b64url, now},
     ssf_transmitter::{Transmitter, configure},
@@ -93,23 +94,6 @@ fn check(body: Vec<u8>, content_type: &str) -> Result<(), TestCaseError> {
         prop_assert_eq!(status.as_u16(), 202, "{}", text);
     }
     Ok(())
-}
-
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|n| json!(n)),
-        ".{0,40}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 64, 8, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::hash_map("[a-z_-]{1,12}", inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
 }
 
 /// Subjects that are almost right: every format, plain and complex, with arbitrary members.
