@@ -3,8 +3,7 @@
 //! routes, auth or errors, so all of them can use it.
 
 use actix_web::{
-    HttpRequest, HttpResponse, Responder as _, http::StatusCode, http::header,
-    middleware::DefaultHeaders,
+    HttpRequest, HttpResponse, http::StatusCode, http::header, middleware::DefaultHeaders,
 };
 
 use crate::{
@@ -46,16 +45,24 @@ impl Frame {
     }
 }
 
+/// Room a page is rendered into at first: the todo list with 20 items fits, so the common pages
+/// render without the buffer growing (and being copied) on the way.
+const PAGE_BUFFER: usize = 16 * 1024;
+
 /// A rendered page with the given status.
-pub fn render(
-    req: &HttpRequest,
-    status: StatusCode,
-    page: impl actix_web::Responder,
-) -> HttpResponse {
-    page.customize()
-        .with_status(status)
-        .respond_to(req)
-        .map_into_boxed_body()
+pub fn render<T: askama::Template>(page: &T, status: StatusCode) -> HttpResponse {
+    let mut html = String::with_capacity(PAGE_BUFFER.max(T::SIZE_HINT));
+    match page.render_into(&mut html) {
+        Ok(()) => HttpResponse::build(status)
+            .insert_header(actix_web::http::header::ContentType::html())
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "a page could not be rendered");
+            HttpResponse::InternalServerError()
+                .insert_header(actix_web::http::header::ContentType::plaintext())
+                .body("This page could not be shown. Please try again.")
+        }
+    }
 }
 
 /// A plain 303 redirect.

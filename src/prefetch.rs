@@ -1,7 +1,7 @@
-//! A page view in one database round trip. The session store reads the session on every
-//! request; for `GET /todos` it reads the user's list alongside, in the same round trip (see
-//! [`crate::db::models::SessionRecord::find_live_with_todos`]), so the page needs no second
-//! one. A session ended before the list was read reads as ended, on any instance.
+//! A page view in one database statement. The session store reads the session on every
+//! request; for `GET /todos` it reads the user's list in the same statement (see
+//! [`crate::db::models::session_page`]), so the page needs no second one. A session ended
+//! before the statement reads as ended, on any instance.
 //!
 //! The store and the handler meet through a task-local slot that [`todo_list`] opens around the
 //! request (the store's `load` is called by actix-session with the cookie's key only).

@@ -22,7 +22,10 @@ use crate::{
     db::{
         Pool,
         ids::{OrgId, SessionId, UserId},
-        models::session::{NewSession, SessionRecord},
+        models::{
+            session::{NewSession, SessionRecord},
+            session_page,
+        },
     },
     prefetch,
 };
@@ -216,7 +219,7 @@ impl SessionStore for PgSessionStore {
         let now = OffsetDateTime::now_utc();
         let mut conn = self.conn().await.map_err(LoadError::Other)?;
         let found = if prefetch::wants_todos() {
-            SessionRecord::find_live_with_todos(&mut conn, &id, now)
+            session_page::find_live_with_todos(&mut conn, &id, now)
                 .await
                 .map(|found| {
                     found.map(|(row, todos)| {

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use crate::db::{
     ids::{AccountState, OrgId, SessionId, UserId},
     models::{AccessToken, Action, NewRevocation, Revocation, RevocationSource},
+    prepared::Prepared,
 };
 
 pub mod identifier;
@@ -275,6 +276,10 @@ SELECT (SELECT ok FROM allowed) AS allowed, audit.id, audit.sessions_ended, audi
 FROM allowed
 LEFT JOIN (audit JOIN per_user USING (user_id)) ON true";
 
+/// Names [`REVOKE`] in the connection's statement cache: parsed once per connection, and
+/// still planned per call with its values (PostgreSQL keeps choosing custom plans for it).
+struct RevokeStatement;
+
 #[derive(QueryableByName)]
 struct Revoked {
     #[diesel(sql_type = Bool)]
@@ -315,7 +320,7 @@ async fn revoke(
         Target::Sessions(Sessions::OfUser(u)) => owner = Some(u.0),
     }
     let once = by.single_use;
-    let rows: Vec<Revoked> = diesel::sql_query(REVOKE)
+    let query = diesel::sql_query(REVOKE)
         .bind::<Nullable<Text>, _>(once.map(|o| o.issuer))
         .bind::<Nullable<Text>, _>(once.map(|o| o.jti))
         .bind::<Nullable<Timestamptz>, _>(once.map(|o| o.remember_until))
@@ -334,7 +339,8 @@ async fn revoke(
         .bind::<Nullable<Timestamptz>, _>(effect.state.as_ref().map(|s| s.at))
         .bind::<Nullable<Uuid>, _>(owner)
         .bind::<Nullable<Uuid>, _>(keep)
-        .bind::<Nullable<Text>, _>(reason)
+        .bind::<Nullable<Text>, _>(reason);
+    let rows: Vec<Revoked> = Prepared::<_, RevokeStatement>::new(query)
         .load(conn)
         .await?;
     if rows.iter().any(|row| !row.allowed) {

@@ -29,6 +29,7 @@ mod oidc_provider;
 mod org_logout;
 mod outage;
 mod pages;
+mod prepared;
 mod priority;
 mod proxy;
 mod python_op;

@@ -13,6 +13,7 @@ pub mod scim_token;
 pub mod scim_user;
 pub mod seen_jti;
 pub mod session;
+pub mod session_page;
 pub mod ssf_stream;
 pub mod todo;
 pub mod user;

@@ -4,8 +4,8 @@ use time::OffsetDateTime;
 
 use crate::db::{
     ids::{AccountState, OrgId, SessionId, UserId},
-    models::{Todo, known_device},
-    schema::{sessions, todos, users},
+    models::known_device,
+    schema::{sessions, users},
 };
 
 /// The most sessions `/account/sessions` lists (a script signing in in a loop could make
@@ -63,8 +63,7 @@ pub struct SessionSummary {
 }
 
 /// A `jsonb` value as its JSON text, not yet parsed: the session store reads the state straight
-/// into its map, once, even where a row is repeated (one per todo, see
-/// [`SessionRecord::find_live_with_todos`]).
+/// into its map.
 #[derive(Debug, diesel::deserialize::FromSqlRow)]
 pub struct RawJson(pub Vec<u8>);
 
@@ -127,36 +126,6 @@ impl SessionRecord {
             .first(conn)
             .await
             .optional()
-    }
-
-    /// [`Self::find_live`], and the todos of the session's user, oldest first (see
-    /// [`crate::prefetch`]). Two statements sent together, so one round trip: the session, and
-    /// the session joined with its user's todos. Each reads its own snapshot, so the second
-    /// checks the session too: one that ended between them reads as ended.
-    pub async fn find_live_with_todos(
-        conn: &mut AsyncPgConnection,
-        id: &[u8],
-        now: OffsetDateTime,
-    ) -> QueryResult<Option<(LiveSession, Vec<Todo>)>> {
-        let conn: &AsyncPgConnection = conn;
-        let live = sessions::table
-            .find(id)
-            .filter(sessions::expires_at.gt(now));
-        let session = live
-            .select(LiveSession::as_select())
-            .load::<LiveSession>(&mut &*conn);
-        let todos = live
-            .left_join(todos::table.on(todos::user_id.nullable().eq(sessions::user_id)))
-            .order((todos::created_at, todos::id))
-            .select(Option::<Todo>::as_select())
-            .load::<Option<Todo>>(&mut &*conn);
-        let (session, rows) = futures_util::future::try_join(session, todos).await?;
-        match session.into_iter().next() {
-            Some(session) if !rows.is_empty() => {
-                Ok(Some((session, rows.into_iter().flatten().collect())))
-            }
-            _ => Ok(None),
-        }
     }
 
     /// Inserts a session; one of a user who is not active is not inserted (`false`). The user's

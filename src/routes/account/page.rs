@@ -128,7 +128,7 @@ pub(super) async fn render(
         confirm_at,
         error,
     };
-    let mut response = page::render(req, status, page);
+    let mut response = page::render(&page, status);
     if leaves_for_idp {
         // "Sign out all other sessions" leads, by redirect, to the IdP, which `form-action
         // 'self'` would block (as on the sign-in page).

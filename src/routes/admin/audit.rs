@@ -122,5 +122,5 @@ pub async fn audit(
         previous: (page_number > 1).then(|| link(page_number - 1)),
         next: has_next.then(|| link(page_number + 1)),
     };
-    Ok(page::render(&req, StatusCode::OK, audit_page))
+    Ok(page::render(&audit_page, StatusCode::OK))
 }

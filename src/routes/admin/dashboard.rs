@@ -234,7 +234,7 @@ pub async fn dashboard(
             .collect(),
         org_logout: org_logout.as_ref().map(RunView::new),
     };
-    Ok(page::render(&req, StatusCode::OK, dashboard))
+    Ok(page::render(&dashboard, StatusCode::OK))
 }
 
 /// `GET /admin/events`: the org's revocations and sign-ins, live.

@@ -103,7 +103,7 @@ pub async fn render(
         backchannel_uri: url(crate::routes::backchannel_logout::PATH),
         ssf,
     };
-    let mut response = page::render(req, StatusCode::OK, keys_page);
+    let mut response = page::render(&keys_page, StatusCode::OK);
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),

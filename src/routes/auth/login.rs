@@ -75,8 +75,8 @@ impl LoginPage {
 
 /// The sign-in page. Its policy leaves out `form-action`: the SSO form leads, by redirect, to
 /// the org's identity provider, which `form-action 'self'` would block.
-pub fn render(req: &HttpRequest, status: StatusCode, login: LoginPage) -> HttpResponse {
-    let mut response = page::render(req, status, login);
+pub fn render(status: StatusCode, login: LoginPage) -> HttpResponse {
+    let mut response = page::render(&login, status);
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(page::CSP_WITHOUT_FORM_ACTION),
@@ -103,7 +103,7 @@ pub async fn login_form(
         reason: query.reason.as_deref().and_then(page::sign_out_reason),
         ..LoginPage::blank()
     };
-    render(&req, StatusCode::OK, form)
+    render(StatusCode::OK, form)
 }
 
 #[derive(Deserialize)]
@@ -144,7 +144,7 @@ pub async fn login(
             error: Some(message.to_owned()),
             ..LoginPage::blank()
         };
-        render(&req, status, form)
+        render(status, form)
     };
     let too_many = |wait: Duration| {
         let minutes = wait.as_secs().div_ceil(60);

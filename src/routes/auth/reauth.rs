@@ -85,7 +85,7 @@ pub async fn reauth_form(
                 back,
                 error: Some(message),
             };
-            let page = page::render(&req, StatusCode::TOO_MANY_REQUESTS, form);
+            let page = page::render(&form, StatusCode::TOO_MANY_REQUESTS);
             return Ok(with_retry_after(page, wait));
         }
         let mut conn = pool.get().await?;
@@ -118,7 +118,7 @@ pub async fn reauth_form(
         back,
         error: None,
     };
-    Ok(page::render(&req, StatusCode::OK, form))
+    Ok(page::render(&form, StatusCode::OK))
 }
 
 #[derive(Deserialize)]
@@ -148,7 +148,7 @@ pub async fn reauth(
             back: back.clone(),
             error: Some(message.to_owned()),
         };
-        Ok(page::render(&req, status, form))
+        Ok(page::render(&form, status))
     };
     if password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
         return refuse(StatusCode::BAD_REQUEST, "That password is too long.");

@@ -57,7 +57,7 @@ async fn list(
         done,
         max_title: crate::db::models::todo::MAX_TITLE_CHARS,
     };
-    Ok(page::render(&req, StatusCode::OK, list))
+    Ok(page::render(&list, StatusCode::OK))
 }
 
 #[derive(Deserialize)]

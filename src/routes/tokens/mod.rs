@@ -65,7 +65,7 @@ async fn render(
         api_url,
         max_name: MAX_NAME_CHARS,
     };
-    Ok(page::render(req, status, tokens_page))
+    Ok(page::render(&tokens_page, status))
 }
 
 /// `GET /settings/tokens`.

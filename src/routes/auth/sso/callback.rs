@@ -47,7 +47,7 @@ pub async fn callback(
     signer: web::Data<CookieSigner>,
 ) -> Result<HttpResponse, AppError> {
     let fail = |status, message: &str| {
-        let mut response = render(&req, status, LoginPage::sso_failed("", message));
+        let mut response = render(status, LoginPage::sso_failed("", message));
         let _ = response.add_cookie(&signed_cookie::removal(STATE_COOKIE, COOKIE_PATH));
         Ok(response)
     };

@@ -42,7 +42,7 @@ pub async fn initiate(
     signer: web::Data<CookieSigner>,
     limits: web::Data<Limits>,
 ) -> Result<HttpResponse, AppError> {
-    let fail = |status, message: &str| Ok(render(&req, status, LoginPage::sso_failed("", message)));
+    let fail = |status, message: &str| Ok(render(status, LoginPage::sso_failed("", message)));
     let Some(iss) =
         query.iss.as_deref().map(str::trim).filter(|i| {
             !i.is_empty() && i.len() <= MAX_PATH_CHARS && !i.chars().any(char::is_control)

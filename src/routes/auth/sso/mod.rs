@@ -81,7 +81,7 @@ pub fn idp_of(org: &Org, secrets: &SecretBox) -> Result<Option<Idp>, AppError> {
 /// `GET /auth/oidc/start?org=…` (an old link or bookmark): the sign-in page with the SSO field
 /// filled in. Nothing starts until the person presses the button, so another site's link cannot
 /// start a sign-in.
-pub async fn start_form(req: HttpRequest, query: web::Query<StartForm>) -> HttpResponse {
+pub async fn start_form(query: web::Query<StartForm>) -> HttpResponse {
     let typed = query.org.as_deref().unwrap_or_default().trim();
     let sso = if typed.chars().count() > MAX_TYPED_CHARS || typed.chars().any(char::is_control) {
         ""
@@ -92,7 +92,7 @@ pub async fn start_form(req: HttpRequest, query: web::Query<StartForm>) -> HttpR
         sso: sso.to_owned(),
         ..LoginPage::blank()
     };
-    render(&req, StatusCode::OK, page)
+    render(StatusCode::OK, page)
 }
 
 /// `POST /auth/oidc/start` with `org`: a work email (routed by its domain) or an org ID.
@@ -108,8 +108,7 @@ pub async fn start(
     limits: web::Data<Limits>,
 ) -> Result<HttpResponse, AppError> {
     let typed = form.org.as_deref().unwrap_or_default().trim().to_owned();
-    let fail =
-        |status, message: &str| Ok(render(&req, status, LoginPage::sso_failed(&typed, message)));
+    let fail = |status, message: &str| Ok(render(status, LoginPage::sso_failed(&typed, message)));
     // Every start counts, finished or not (each stores a row until it expires), so the
     // reservation is kept, never released; reserving is atomic, so a burst cannot overshoot.
     if let Some((message, wait)) = over_start_limit(&req, &limits) {

@@ -1,0 +1,171 @@
+//! The hot statements (a page view's read, the revocation) are raw SQL prepared once per
+//! connection, and the page view's read is one statement that sees one snapshot.
+
+use diesel::{QueryableByName, sql_types::BigInt};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ual_todo::{
+    db::{
+        ids::SessionId,
+        models::{RevocationSource, Todo, session_page},
+    },
+    revocation::{self, Requester},
+    session_store::{PgSessionStore, SessionMeta, SessionRow},
+};
+
+use crate::helpers::{TestApp, TestUser, spawn_app};
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// How many statements this connection holds prepared whose text contains `marker`.
+async fn prepared_with(conn: &mut AsyncPgConnection, marker: &str) -> i64 {
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE strpos(statement, $1) > 0",
+    )
+    .bind::<diesel::sql_types::Text, _>(marker)
+    .get_result::<Count>(conn)
+    .await
+    .unwrap()
+    .n
+}
+
+/// Signs `user` in by writing a session row for cookie key `key`; returns the row's key hash.
+async fn session_of(app: &TestApp, user: &TestUser, key: &str) -> Vec<u8> {
+    let meta = SessionMeta {
+        id: SessionId::new(),
+        org_id: user.user.org_id,
+        email: user.user.email.clone(),
+        is_admin: false,
+        user_agent: None,
+        ip: None,
+        oidc_sid: None,
+        idp: None,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let row = SessionRow::signed_in(
+        key,
+        user.user.id,
+        &meta,
+        now,
+        now + time::Duration::hours(1),
+    );
+    diesel::insert_into(ual_todo::db::schema::sessions::table)
+        .values(row.to_insert())
+        .execute(&mut *app.conn().await)
+        .await
+        .unwrap();
+    PgSessionStore::hash_key(key)
+}
+
+#[tokio::test]
+async fn a_page_view_reads_the_session_and_its_todos_in_one_statement_prepared_once() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let id = session_of(&app, &alice, &hex::encode([3u8; 32])).await;
+    let mut conn = app.conn().await;
+    for title in ["Water the plants", "Call the <b>plumber</b>", "Pay rent"] {
+        Todo::create(&mut conn, alice.user.id, title).await.unwrap();
+    }
+    let now = time::OffsetDateTime::now_utc();
+
+    let first = session_page::find_live_with_todos(&mut conn, &id, now)
+        .await
+        .unwrap();
+    let again = session_page::find_live_with_todos(&mut conn, &id, now)
+        .await
+        .unwrap();
+
+    let (session, todos) = first.expect("a live session is found");
+    let titles: Vec<_> = todos.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        ["Water the plants", "Call the <b>plumber</b>", "Pay rent"],
+        "oldest first"
+    );
+    assert!(todos.iter().all(|t| t.user_id == alice.user.id));
+    assert!(
+        String::from_utf8(session.state.0)
+            .unwrap()
+            .contains("actix_identity.user_id")
+    );
+    assert_eq!(again.map(|(_, t)| t.len()), Some(3));
+    assert_eq!(
+        prepared_with(&mut conn, "todo_created_at NULLS FIRST").await,
+        1,
+        "the statement is kept prepared on the connection, once"
+    );
+}
+
+#[tokio::test]
+async fn an_ended_or_expired_session_reads_as_none_whatever_its_user_has() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let id = session_of(&app, &alice, &hex::encode([4u8; 32])).await;
+    let mut conn = app.conn().await;
+    Todo::create(&mut conn, alice.user.id, "Water the plants")
+        .await
+        .unwrap();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
+
+    let expired = session_page::find_live_with_todos(&mut conn, &id, later)
+        .await
+        .unwrap();
+    revocation::revoke_user(
+        &mut conn,
+        alice.user.org_id,
+        alice.user.id,
+        Requester::new(RevocationSource::Admin, "test", "request-1"),
+    )
+    .await
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let ended = session_page::find_live_with_todos(&mut conn, &id, now)
+        .await
+        .unwrap();
+
+    assert!(
+        expired.is_none(),
+        "past its expiry, a session reads as none"
+    );
+    assert!(ended.is_none(), "revoked, a session reads as none");
+}
+
+#[tokio::test]
+async fn a_signed_in_user_without_todos_reads_as_live_with_an_empty_list() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let id = session_of(&app, &alice, &hex::encode([5u8; 32])).await;
+
+    let found = session_page::find_live_with_todos(
+        &mut *app.conn().await,
+        &id,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(found.map(|(_, todos)| todos.len()), Some(0));
+}
+
+#[tokio::test]
+async fn the_revocation_statement_is_prepared_once_per_connection() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let mut conn = app.conn().await;
+    let by = Requester::new(RevocationSource::Admin, "test", "request-1");
+
+    for _ in 0..3 {
+        revocation::revoke_user(&mut conn, alice.user.org_id, alice.user.id, by)
+            .await
+            .unwrap();
+    }
+
+    assert_eq!(
+        prepared_with(&mut conn, "INSERT INTO seen_jtis").await,
+        1,
+        "three revocations, one prepared statement"
+    );
+}
