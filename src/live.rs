@@ -23,7 +23,7 @@ use actix_web_lab::sse::{Data, Event};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::{
     db::{
@@ -36,6 +36,7 @@ use crate::{
 
 mod events;
 mod listener;
+mod mailbox;
 mod streams;
 
 use events::{logout_event, state_change_text, time_text};
@@ -45,8 +46,6 @@ use streams::{Entry, Streams, broadcast_to_admins, send, send_to_user};
 
 /// The channel the `sessions_notify_sign_in` trigger announces new sessions on.
 pub const SIGN_IN_CHANNEL: &str = "ual_todo_sign_ins";
-/// Events buffered per stream; a logout needs one.
-const STREAM_BUFFER: usize = 8;
 /// Open streams per session (a tab each); the oldest closes when another opens, so one cookie
 /// cannot pin an unbounded number of streams in memory.
 pub const MAX_STREAMS_PER_SESSION: usize = 20;
@@ -79,14 +78,14 @@ pub struct Hub {
 pub struct Subscription {
     hub: Arc<Hub>,
     id: u64,
-    rx: mpsc::Receiver<Box<Event>>,
+    rx: mailbox::Receiver,
 }
 
 impl Stream for Subscription {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx).map(|event| event.map(|e| *e))
+        self.rx.poll_recv(cx)
     }
 }
 
@@ -109,9 +108,24 @@ impl Hub {
         })
     }
 
-    /// How often streams send a keep-alive comment.
-    pub fn keep_alive(&self) -> Duration {
-        self.keep_alive
+    /// Sends a keep-alive comment to every open stream every `keep_alive`, until the hub is
+    /// dropped: proxies keep the idle connection, and a stream whose client left fails its
+    /// write and is unregistered. One timer for the instance, not one per stream (a timer is
+    /// about 0.2 KiB of each idle stream).
+    pub async fn keep_streams_alive(hub: std::sync::Weak<Hub>) {
+        let Some(every) = hub.upgrade().map(|hub| hub.keep_alive) else {
+            return;
+        };
+        let comment = Event::Comment("keep-alive".into());
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(hub) = hub.upgrade() else { return };
+            for entry in hub.lock().entries.values() {
+                send(&entry.tx, &comment);
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
@@ -128,7 +142,7 @@ impl Hub {
         org: OrgId,
         feed: Feed,
     ) -> Subscription {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (tx, rx) = mailbox::mailbox();
         if self.closing.load(Ordering::SeqCst) {
             // Shutting down: the stream ends at once and the browser retries elsewhere.
             return Subscription {

@@ -129,6 +129,7 @@ impl Application {
             settings.deleted_user_retention,
         ));
         let hub = Hub::new(settings.sse_keep_alive);
+        tokio::spawn(Hub::keep_streams_alive(std::sync::Arc::downgrade(&hub)));
         tokio::spawn(live::listen(
             hub.clone(),
             settings.database_url.clone(),

@@ -49,7 +49,6 @@ pub async fn stream(
             AppError::Unavailable(anyhow::anyhow!("this instance is shutting down")).into(),
         );
     }
-    let keep_alive = hub.keep_alive();
     let subscription = hub.subscribe(user.session_id, user.id, user.org_id, feed);
     if !live::session_is_live(pool, user.session_id)
         .await
@@ -63,8 +62,8 @@ pub async fn stream(
     {
         hub.lost_admin(user.id);
     }
+    // Keep-alive comments come through the subscription (see `Hub::keep_streams_alive`).
     let mut response = Sse::from_infallible_stream(subscription)
-        .with_keep_alive(keep_alive)
         .respond_to(req)
         .map_into_boxed_body();
     // Nginx and similar proxies would otherwise buffer the stream.
