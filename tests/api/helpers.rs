@@ -14,9 +14,10 @@ use ual_todo::{
     config::{DEFAULT_DATABASE_URL, DatabaseUrl, Settings},
     db::{
         self, Pool, PooledConnection,
-        ids::{ManagedBy, OrgId},
+        ids::{ManagedBy, OrgId, SessionId},
         models::{NewOrg, NewUser, Org, User},
     },
+    session_store::{SessionMeta, SessionRow},
     startup::Application,
 };
 
@@ -228,6 +229,29 @@ pub struct TestUser {
 impl TestApp {
     pub async fn conn(&self) -> PooledConnection {
         self.pool.get().await.expect("a database connection")
+    }
+
+    /// Writes a signed-in session of `user` for the cookie key `key`, ending in an hour, as
+    /// sign-in leaves it; returns what sign-in records about it.
+    pub fn insert_session(&self, user: &TestUser, key: &str) -> SessionMeta {
+        let meta = SessionMeta {
+            id: SessionId::new(),
+            org_id: user.user.org_id,
+            email: user.user.email.clone(),
+            is_admin: user.user.is_admin,
+            user_agent: None,
+            ip: None,
+            oidc_sid: None,
+            idp: None,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let end = now + time::Duration::hours(1);
+        let row = SessionRow::signed_in(key, user.user.id, &meta, now, end);
+        diesel::insert_into(ual_todo::db::schema::sessions::table)
+            .values(row.to_insert())
+            .execute(&mut self.db.connect())
+            .unwrap();
+        meta
     }
 
     pub fn url(&self, path: &str) -> String {

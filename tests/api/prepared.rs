@@ -4,12 +4,9 @@
 use diesel::{QueryableByName, sql_types::BigInt};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ual_todo::{
-    db::{
-        ids::SessionId,
-        models::{RevocationSource, Todo, session_page},
-    },
+    db::models::{RevocationSource, Todo, session_page},
     revocation::{self, Requester},
-    session_store::{PgSessionStore, SessionMeta, SessionRow},
+    session_store::PgSessionStore,
 };
 
 use crate::helpers::{TestApp, TestUser, spawn_app};
@@ -33,30 +30,8 @@ async fn prepared_with(conn: &mut AsyncPgConnection, marker: &str) -> i64 {
 }
 
 /// Signs `user` in by writing a session row for cookie key `key`; returns the row's key hash.
-async fn session_of(app: &TestApp, user: &TestUser, key: &str) -> Vec<u8> {
-    let meta = SessionMeta {
-        id: SessionId::new(),
-        org_id: user.user.org_id,
-        email: user.user.email.clone(),
-        is_admin: false,
-        user_agent: None,
-        ip: None,
-        oidc_sid: None,
-        idp: None,
-    };
-    let now = time::OffsetDateTime::now_utc();
-    let row = SessionRow::signed_in(
-        key,
-        user.user.id,
-        &meta,
-        now,
-        now + time::Duration::hours(1),
-    );
-    diesel::insert_into(ual_todo::db::schema::sessions::table)
-        .values(row.to_insert())
-        .execute(&mut *app.conn().await)
-        .await
-        .unwrap();
+fn session_of(app: &TestApp, user: &TestUser, key: &str) -> Vec<u8> {
+    app.insert_session(user, key);
     PgSessionStore::hash_key(key)
 }
 
@@ -64,7 +39,7 @@ async fn session_of(app: &TestApp, user: &TestUser, key: &str) -> Vec<u8> {
 async fn a_page_view_reads_the_session_and_its_todos_in_one_statement_prepared_once() {
     let app = spawn_app().await;
     let alice = app.alice().await;
-    let id = session_of(&app, &alice, &hex::encode([3u8; 32])).await;
+    let id = session_of(&app, &alice, &hex::encode([3u8; 32]));
     let mut conn = app.conn().await;
     for title in ["Water the plants", "Call the <b>plumber</b>", "Pay rent"] {
         Todo::create(&mut conn, alice.user.id, title).await.unwrap();
@@ -103,7 +78,7 @@ async fn a_page_view_reads_the_session_and_its_todos_in_one_statement_prepared_o
 async fn an_ended_or_expired_session_reads_as_none_whatever_its_user_has() {
     let app = spawn_app().await;
     let alice = app.alice().await;
-    let id = session_of(&app, &alice, &hex::encode([4u8; 32])).await;
+    let id = session_of(&app, &alice, &hex::encode([4u8; 32]));
     let mut conn = app.conn().await;
     Todo::create(&mut conn, alice.user.id, "Water the plants")
         .await
@@ -137,7 +112,7 @@ async fn an_ended_or_expired_session_reads_as_none_whatever_its_user_has() {
 async fn a_signed_in_user_without_todos_reads_as_live_with_an_empty_list() {
     let app = spawn_app().await;
     let alice = app.alice().await;
-    let id = session_of(&app, &alice, &hex::encode([5u8; 32])).await;
+    let id = session_of(&app, &alice, &hex::encode([5u8; 32]));
 
     let found = session_page::find_live_with_todos(
         &mut *app.conn().await,

@@ -10,9 +10,9 @@ use diesel::{prelude::*, sql_types::Text};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use ual_todo::{
-    db::{ids::SessionId, models::RevocationSource},
+    db::models::RevocationSource,
     revocation::{self, Requester},
-    session_store::{PgSessionStore, SessionMeta, SessionRow},
+    session_store::PgSessionStore,
     sweeper,
 };
 
@@ -134,28 +134,7 @@ async fn a_row_built_as_signed_in_loads_as_that_users_session() {
     let app = spawn_app().await;
     let alice = app.alice().await;
     let key = hex::encode([7u8; 32]);
-    let meta = SessionMeta {
-        id: SessionId::new(),
-        org_id: alice.user.org_id,
-        email: alice.user.email.clone(),
-        is_admin: alice.user.is_admin,
-        user_agent: None,
-        ip: None,
-        oidc_sid: None,
-        idp: None,
-    };
-    let now = time::OffsetDateTime::now_utc();
-    let row = SessionRow::signed_in(
-        &key,
-        alice.user.id,
-        &meta,
-        now,
-        now + time::Duration::hours(1),
-    );
-    diesel::insert_into(ual_todo::db::schema::sessions::table)
-        .values(row.to_insert())
-        .execute(&mut app.db.connect())
-        .unwrap();
+    let meta = app.insert_session(&alice, &key);
     let mut jar = CookieJar::new();
     jar.private_mut(&cookie_key(&app))
         .add(Cookie::new("ual_todo", key));
