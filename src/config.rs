@@ -46,8 +46,9 @@ pub struct Settings {
     #[arg(long, env = "DELETED_USER_RETENTION", default_value = "30d", value_parser = parse_duration, global = true)]
     pub deleted_user_retention: Duration,
 
-    /// Largest number of pooled database connections per instance.
-    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16, global = true)]
+    /// Pooled database connections per instance for requests and background work; session
+    /// reads get as many again, split among the workers (each drives its own).
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 8, global = true)]
     pub database_pool_size: usize,
 
     /// On SIGTERM, how long the instance keeps serving while `/healthz` answers 503 and every

@@ -149,11 +149,20 @@ impl Application {
             );
         }
 
-        let store = PgSessionStore::new(
-            pool.clone(),
-            settings.session_idle_timeout,
-            settings.session_lifetime,
-        );
+        let workers = settings
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        // Each worker reads sessions through connections of its own, driven on its own thread:
+        // a shared connection is driven by the worker that opened it, so the other's queries
+        // would cross threads twice each.
+        let store_pool_size = settings.database_pool_size.div_ceil(workers).max(2);
+        let store_pool = {
+            let url = settings.database_url.clone();
+            move || db::pool(&url, store_pool_size)
+        };
+        store_pool().context("cannot build the session store's pool")?;
+        let (idle_timeout, lifetime_limit) =
+            (settings.session_idle_timeout, settings.session_lifetime);
         let secure = public_url.0.scheme() == "https";
         let lifetime = CookieDuration::seconds(
             i64::try_from(settings.session_lifetime.as_secs()).unwrap_or(i64::MAX),
@@ -193,7 +202,12 @@ impl Application {
         }));
 
         let server = HttpServer::new(move || {
-            let sessions = SessionMiddleware::builder(store.clone(), key.clone())
+            let store = PgSessionStore::new(
+                store_pool().expect("the pool's settings were checked at start-up"),
+                idle_timeout,
+                lifetime_limit,
+            );
+            let sessions = SessionMiddleware::builder(store, key.clone())
                 // `__Host-` makes browsers refuse the cookie from any other host or path.
                 .cookie_name(if secure {
                     "__Host-ual_todo".into()
@@ -258,11 +272,7 @@ impl Application {
                 .wrap(from_fn(drain::close_connections))
                 .wrap(TracingLogger::<RequestSpan>::new())
         })
-        .workers(
-            settings
-                .workers
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        )
+        .workers(workers)
         .shutdown_timeout(SHUTDOWN_TIMEOUT)
         .disable_signals()
         .listen(listener)?

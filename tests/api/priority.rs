@@ -57,8 +57,8 @@ async fn universal_logout_answers_while_page_views_hold_every_pooled_connection(
         0
     );
     locker.batch_execute("COMMIT").unwrap();
-    // The page view finishes; it read its session before the revocation but its todos (with the
-    // session again) after it, so it answers as signed out: nothing is shown after the 204.
+    // The page view finishes; its one statement (session and todos) waited for the lock and
+    // read after the revocation, so it answers as signed out: nothing is shown after the 204.
     let page = page.await.unwrap();
     assert_eq!(
         page.status(),
