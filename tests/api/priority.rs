@@ -3,36 +3,62 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection as _;
+use diesel::{ExpressionMethods as _, connection::SimpleConnection as _};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{count, spawn_app_with};
 
+/// Waits until `n` statements of the test's database wait on a lock on `todos`.
+async fn until_waiting_on_todos(app: &crate::helpers::TestApp, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(
+        &app.db,
+        "pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%todos%'",
+    ) < n
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the page views never waited on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn universal_logout_answers_while_page_views_hold_every_pooled_connection() {
-    // One pooled connection for pages, and a page view that holds it, waiting on a lock.
+    // One pooled connection for requests (and the session reads' two), each held by a page
+    // view waiting on a lock: the list's read holds a session-read connection, a todo's
+    // toggle holds the requests' one.
     let app = spawn_app_with(|s| s.database_pool_size = 1).await;
     let alice = app.alice().await;
     let key = app.api_key(alice.user.org_id).await;
+    let todo = {
+        use diesel::RunQueryDsl as _;
+        let title = "Water the plants";
+        diesel::insert_into(ual_todo::db::schema::todos::table)
+            .values((
+                ual_todo::db::schema::todos::user_id.eq(alice.user.id),
+                ual_todo::db::schema::todos::title.eq(title),
+            ))
+            .returning(ual_todo::db::schema::todos::id)
+            .get_result::<uuid::Uuid>(&mut app.db.connect())
+            .unwrap()
+    };
     let browser = app.signed_in(&alice).await;
+    let toggler = app.signed_in(&alice).await;
     let mut locker = app.db.connect();
     locker
         .batch_execute("BEGIN; LOCK TABLE todos IN ACCESS EXCLUSIVE MODE;")
         .unwrap();
     let page = tokio::spawn(async move { browser.get("/todos").await });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while count(
-        &app.db,
-        "pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%todos%'",
-    ) == 0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the page view never waited on the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_waiting_on_todos(&app, 1).await;
+    let toggle = tokio::spawn(async move {
+        toggler
+            .post_form(&format!("/todos/{todo}/toggle"), &[])
+            .await
+    });
+    until_waiting_on_todos(&app, 2).await;
 
     let started = Instant::now();
     let answer = app
@@ -57,6 +83,8 @@ async fn universal_logout_answers_while_page_views_hold_every_pooled_connection(
         0
     );
     locker.batch_execute("COMMIT").unwrap();
+    // The toggle, in flight before the revocation, finishes.
+    assert_eq!(toggle.await.unwrap().status(), StatusCode::SEE_OTHER);
     // The page view finishes; its one statement (session and todos) waited for the lock and
     // read after the revocation, so it answers as signed out: nothing is shown after the 204.
     let page = page.await.unwrap();
