@@ -46,6 +46,8 @@ use streams::{Entry, Streams, broadcast_to_admins, send, send_to_user};
 
 /// The channel the `sessions_notify_sign_in` trigger announces new sessions on.
 pub const SIGN_IN_CHANNEL: &str = "ual_todo_sign_ins";
+/// Streams sent their keep-alive comment per hold of the hub's lock.
+const KEEP_ALIVE_BATCH: usize = 1_000;
 /// Open streams per session (a tab each); the oldest closes when another opens, so one cookie
 /// cannot pin an unbounded number of streams in memory.
 pub const MAX_STREAMS_PER_SESSION: usize = 20;
@@ -122,8 +124,13 @@ impl Hub {
         loop {
             tick.tick().await;
             let Some(hub) = hub.upgrade() else { return };
-            for entry in hub.lock().entries.values() {
-                send(&entry.tx, &comment);
+            // In batches, so a revocation's fan-out never waits behind every open stream.
+            let ids: Vec<u64> = hub.lock().entries.keys().copied().collect();
+            for batch in ids.chunks(KEEP_ALIVE_BATCH) {
+                let streams = hub.lock();
+                for entry in batch.iter().filter_map(|id| streams.entries.get(id)) {
+                    send(&entry.tx, &comment);
+                }
             }
         }
     }

@@ -235,3 +235,30 @@ async fn a_revocation_that_spares_a_session_leaves_that_sessions_streams_open() 
     );
     assert_eq!(hub.stream_count(), 1, "the spared session's stream remains");
 }
+
+#[tokio::test]
+async fn every_open_stream_gets_a_keep_alive_comment_and_the_timer_stops_with_the_hub() {
+    let hub = Hub::new(Duration::from_millis(50));
+    let org = OrgId::new();
+    let mut tabs: Vec<Subscription> = (0..KEEP_ALIVE_BATCH + 2)
+        .map(|_| hub.subscribe(SessionId::new(), UserId::new(), org, Feed::User))
+        .collect();
+    let timer = tokio::spawn(Hub::keep_streams_alive(Arc::downgrade(&hub)));
+
+    let last = tabs.len() - 1;
+    for i in [0, last] {
+        let tab = &mut tabs[i];
+        let event = tokio::time::timeout(Duration::from_secs(2), tab.next())
+            .await
+            .expect("a keep-alive within two periods")
+            .expect("the stream is open");
+        assert!(matches!(event, Event::Comment(text) if text == "keep-alive"));
+    }
+    drop(tabs);
+    drop(hub);
+
+    tokio::time::timeout(Duration::from_secs(2), timer)
+        .await
+        .expect("the timer ends once the hub is gone")
+        .unwrap();
+}
