@@ -54,12 +54,12 @@ pub fn render<T: askama::Template>(page: &T, status: StatusCode) -> HttpResponse
     let mut html = String::with_capacity(PAGE_BUFFER.max(T::SIZE_HINT));
     match page.render_into(&mut html) {
         Ok(()) => HttpResponse::build(status)
-            .insert_header(actix_web::http::header::ContentType::html())
+            .insert_header(header::ContentType::html())
             .body(html),
         Err(e) => {
             tracing::error!(error = %e, "a page could not be rendered");
             HttpResponse::InternalServerError()
-                .insert_header(actix_web::http::header::ContentType::plaintext())
+                .insert_header(header::ContentType::plaintext())
                 .body("This page could not be shown. Please try again.")
         }
     }

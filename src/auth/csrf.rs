@@ -15,9 +15,14 @@ use actix_web::{
 
 use crate::{config::PublicUrl, error::AppError};
 
+/// Methods that change nothing: always allowed.
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 /// Whether a request may go on.
 pub fn allows(method: &Method, headers: &HeaderMap, public_origin: &str) -> bool {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    if is_safe(method) {
         return true;
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -43,9 +48,8 @@ pub async fn reject_cross_origin(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    // Reads never need the origin (see `allows`); it is built only for the others.
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let origin = if safe {
+    // Safe methods never need the origin; it is built only for the others.
+    let origin = if is_safe(req.method()) {
         String::new()
     } else {
         req.app_data::<web::Data<PublicUrl>>()
