@@ -140,6 +140,34 @@ impl DatabaseUrl {
         Self(SecretString::from(url.to_string()))
     }
 
+    /// The same URL with a server setting for every connection made with it (libpq's
+    /// `options=-c name=value`, after any options the URL already has). `name` and `value` are
+    /// plain words (letters, digits, `_`), so they need no escaping.
+    pub fn with_server_setting(&self, name: &str, value: &str) -> Self {
+        let plain = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        assert!(
+            plain(name) && plain(value),
+            "a server setting is plain words"
+        );
+        let mut url = self.parsed();
+        // Kept as written: the driver reads `%20` but not `+` as a space, so the query is not
+        // re-encoded.
+        let setting = format!("-c%20{name}%3D{value}");
+        let mut parts: Vec<String> = url
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|part| !part.is_empty())
+            .map(str::to_owned)
+            .collect();
+        match parts.iter_mut().find(|part| part.starts_with("options=")) {
+            Some(options) => *options = format!("{options}%20{setting}"),
+            None => parts.push(format!("options={setting}")),
+        }
+        url.set_query(Some(&parts.join("&")));
+        Self(SecretString::from(url.to_string()))
+    }
+
     fn parsed(&self) -> Url {
         Url::parse(self.expose()).expect("checked when the DatabaseUrl was built")
     }
@@ -260,6 +288,25 @@ impl PublicUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_setting_joins_the_urls_own_options_and_keeps_its_other_parameters() {
+        let url: DatabaseUrl = "postgres://u:p@db:5432/app?sslmode=disable&options=-c%20a%3Db"
+            .parse()
+            .unwrap();
+        let bare: DatabaseUrl = "postgres://db/app".parse().unwrap();
+
+        assert_eq!(
+            url.with_server_setting("plan_cache_mode", "force_generic_plan")
+                .expose(),
+            "postgres://u:p@db:5432/app?sslmode=disable\
+             &options=-c%20a%3Db%20-c%20plan_cache_mode%3Dforce_generic_plan"
+        );
+        assert_eq!(
+            bare.with_server_setting("work_mem", "8MB").expose(),
+            "postgres://db/app?options=-c%20work_mem%3D8MB"
+        );
+    }
 
     #[test]
     fn durations_take_a_unit() {

@@ -19,7 +19,7 @@ use actix_web::{
 };
 use tokio::{runtime, sync::Semaphore};
 
-use crate::{db::Pool, error::AppError};
+use crate::{config::DatabaseUrl, db::Pool, error::AppError};
 
 /// The connections reserved for revocations, and the lane that drives them. Handlers that
 /// revoke ask for this type by name.
@@ -36,6 +36,14 @@ impl RevocationPool {
             pool,
             lane: Lane::start()?,
         })
+    }
+
+    /// The URL its connections are made with: the server keeps one generic plan per prepared
+    /// statement instead of planning each call anew with its values. The revocation statement
+    /// is written to suit a generic plan (each unset arm is an empty index probe), and planning
+    /// it cost more CPU than running it (0.4 ms against 0.3 ms): CPU a busy server is short of.
+    pub fn database_url(url: &DatabaseUrl) -> DatabaseUrl {
+        url.with_server_setting("plan_cache_mode", "force_generic_plan")
     }
 
     /// A reserved connection. It is made on the lane, so its socket is driven there however

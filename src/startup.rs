@@ -85,7 +85,7 @@ impl Application {
             .context("database preparation stopped")??;
         let pool = db::pool(&settings.database_url, settings.database_pool_size)?;
         let revocation_pool = web::Data::new(RevocationPool::new(db::pool(
-            &settings.database_url,
+            &RevocationPool::database_url(&settings.database_url),
             settings.revocation_pool_size,
         )?)?);
         let page_slots = web::Data::new(PageSlots::new(settings.page_concurrency));

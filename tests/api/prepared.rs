@@ -2,9 +2,10 @@
 //! connection, and the page view's read is one statement that sees one snapshot.
 
 use diesel::{QueryableByName, sql_types::BigInt};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ual_todo::{
     db::models::{RevocationSource, Todo, session_page},
+    priority::RevocationPool,
     revocation::{self, Requester},
     session_store::PgSessionStore,
 };
@@ -142,5 +143,43 @@ async fn the_revocation_statement_is_prepared_once_per_connection() {
         prepared_with(&mut conn, "INSERT INTO seen_jtis").await,
         1,
         "three revocations, one prepared statement"
+    );
+}
+
+#[derive(QueryableByName)]
+struct Plans {
+    #[diesel(sql_type = BigInt)]
+    generic_plans: i64,
+    #[diesel(sql_type = BigInt)]
+    custom_plans: i64,
+}
+
+#[tokio::test]
+async fn the_revocation_lane_plans_the_revocation_once_not_at_every_call() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let url = RevocationPool::database_url(&app.db.url);
+    let mut conn = AsyncPgConnection::establish(url.expose()).await.unwrap();
+    let by = Requester::new(RevocationSource::Admin, "test", "request-1");
+
+    for _ in 0..8 {
+        revocation::revoke_user(&mut conn, alice.user.org_id, alice.user.id, by)
+            .await
+            .unwrap();
+    }
+
+    // The marker is bound, so that this query's own text does not match it.
+    let plans: Plans = diesel::sql_query(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+         WHERE strpos(statement, $1) > 0",
+    )
+    .bind::<diesel::sql_types::Text, _>("INSERT INTO seen_jtis")
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        (plans.generic_plans, plans.custom_plans),
+        (8, 0),
+        "eight revocations ran one generic plan, none planned anew"
     );
 }
