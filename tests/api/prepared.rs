@@ -12,22 +12,26 @@ use ual_todo::{
 
 use crate::helpers::{TestApp, TestUser, spawn_app};
 
+/// How often a prepared statement ran with a generic plan, and with a custom one.
 #[derive(QueryableByName)]
-struct Count {
+struct Plans {
     #[diesel(sql_type = BigInt)]
-    n: i64,
+    generic_plans: i64,
+    #[diesel(sql_type = BigInt)]
+    custom_plans: i64,
 }
 
-/// How many statements this connection holds prepared whose text contains `marker`.
-async fn prepared_with(conn: &mut AsyncPgConnection, marker: &str) -> i64 {
+/// The statements this connection holds prepared whose text contains `marker`. The marker is
+/// bound, so that this query's own text does not match it.
+async fn prepared_with(conn: &mut AsyncPgConnection, marker: &str) -> Vec<Plans> {
     diesel::sql_query(
-        "SELECT count(*) AS n FROM pg_prepared_statements WHERE strpos(statement, $1) > 0",
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+         WHERE strpos(statement, $1) > 0",
     )
     .bind::<diesel::sql_types::Text, _>(marker)
-    .get_result::<Count>(conn)
+    .load(conn)
     .await
     .unwrap()
-    .n
 }
 
 /// Signs `user` in by writing a session row for cookie key `key`; returns the row's key hash.
@@ -69,7 +73,9 @@ async fn a_page_view_reads_the_session_and_its_todos_in_one_statement_prepared_o
     );
     assert_eq!(again.map(|(_, t)| t.len()), Some(3));
     assert_eq!(
-        prepared_with(&mut conn, "todo_created_at NULLS FIRST").await,
+        prepared_with(&mut conn, "todo_created_at NULLS FIRST")
+            .await
+            .len(),
         1,
         "the statement is kept prepared on the connection, once"
     );
@@ -140,18 +146,12 @@ async fn the_revocation_statement_is_prepared_once_per_connection() {
     }
 
     assert_eq!(
-        prepared_with(&mut conn, "INSERT INTO seen_jtis").await,
+        prepared_with(&mut conn, "INSERT INTO seen_jtis")
+            .await
+            .len(),
         1,
         "three revocations, one prepared statement"
     );
-}
-
-#[derive(QueryableByName)]
-struct Plans {
-    #[diesel(sql_type = BigInt)]
-    generic_plans: i64,
-    #[diesel(sql_type = BigInt)]
-    custom_plans: i64,
 }
 
 #[tokio::test]
@@ -168,18 +168,14 @@ async fn the_revocation_lane_plans_the_revocation_once_not_at_every_call() {
             .unwrap();
     }
 
-    // The marker is bound, so that this query's own text does not match it.
-    let plans: Plans = diesel::sql_query(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
-         WHERE strpos(statement, $1) > 0",
-    )
-    .bind::<diesel::sql_types::Text, _>("INSERT INTO seen_jtis")
-    .get_result(&mut conn)
-    .await
-    .unwrap();
+    let plans = prepared_with(&mut conn, "INSERT INTO seen_jtis").await;
+    let plans: Vec<_> = plans
+        .iter()
+        .map(|p| (p.generic_plans, p.custom_plans))
+        .collect();
     assert_eq!(
-        (plans.generic_plans, plans.custom_plans),
-        (8, 0),
+        plans,
+        [(8, 0)],
         "eight revocations ran one generic plan, none planned anew"
     );
 }
