@@ -217,12 +217,12 @@ enum Target<'a> {
 /// NOTIFY each of them, as `$12` (the action, with `$13` its detail). Exactly one of $5 (user),
 /// $6 (session), $7 (IdP session), $17 (the sessions of a user) is set; $17 also narrows $6 to
 /// that user's, and $18 is a session that does not end. A notice for "all but $18" names the
-/// one kept (`spared_session_id`) rather than the ended, which may be many; $19 is its reason. (PostgreSQL
-/// plans each call with its values, so the unset arms fold away: UAL stays one index scan.)
+/// one kept (`spared_session_id`) rather than the ended, which may be many; $19 is its reason.
+/// (Under a generic plan, as on the revocation lane, each unset arm is an empty index probe.)
 /// With $14 set (whole-user revocations only), the user's state becomes $14, changed by $15 at
-/// $16, and a deleted user leaves its groups. With no audit row (a replay, or no session
-/// matched) the outer join still yields one row, of NULLs: it must not NOTIFY, or every
-/// instance would log an unreadable notice.
+/// $16, and a deleted user leaves its groups (each group gets a new version: its members
+/// changed). With no audit row (a replay, or no session matched) the outer join still yields one
+/// row, of NULLs: it must not NOTIFY, or every instance would log an unreadable notice.
 const REVOKE: &str = "
 WITH spent AS (
     INSERT INTO seen_jtis (issuer, jti, expires_at)
@@ -251,6 +251,10 @@ WITH spent AS (
 ), ungrouped AS (
     DELETE FROM group_members
     WHERE user_id = $5 AND $14::text = 'deleted' AND (SELECT ok FROM allowed)
+    RETURNING group_id
+), regrouped AS (
+    UPDATE groups SET version = version + 1, updated_at = $16
+    WHERE id IN (SELECT group_id FROM ungrouped)
     RETURNING 1
 ), per_user AS (
     SELECT $5::uuid AS user_id, ARRAY[]::uuid[] AS ids, (SELECT count(*) FROM ended) AS n
@@ -276,8 +280,8 @@ SELECT (SELECT ok FROM allowed) AS allowed, audit.id, audit.sessions_ended, audi
 FROM allowed
 LEFT JOIN (audit JOIN per_user USING (user_id)) ON true";
 
-/// Names [`REVOKE`] in the connection's statement cache: parsed once per connection, and
-/// still planned per call with its values (PostgreSQL keeps choosing custom plans for it).
+/// Names [`REVOKE`] in the connection's statement cache: parsed once per connection (and
+/// planned once on the revocation lane's connections: [`crate::priority::RevocationPool`]).
 struct RevokeStatement;
 
 #[derive(QueryableByName)]

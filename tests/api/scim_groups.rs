@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ual_todo::db::models::Org;
 
 use crate::{
     admin_roles::{is_admin, wait_for},
     helpers::{EventStream, count},
-    scim_client::{Scim, patch_op, scim},
+    scim_client::{Scim, patch_op, scim, send_as},
 };
 
 fn group_path(group: &Value) -> String {
@@ -247,4 +247,43 @@ async fn renaming_or_deleting_the_admin_group_removes_the_role_even_from_the_las
 
     assert!(!is_admin(&s.app, &alice).await);
     assert!(!is_admin(&s.app, &bob).await);
+}
+
+#[tokio::test]
+async fn a_deleted_user_leaves_their_groups_and_each_group_gets_a_new_version() {
+    let s = scim().await;
+    let a = s.create_user("a@acme.test").await;
+    let b = s.create_user("b@acme.test").await;
+    let group = create_group(&s, "Engineering", &[&a["id"], &b["id"]]).await;
+    let path = group_path(&group);
+    let before = s.get(&path).await;
+
+    let deleted = s
+        .delete(&format!("/Users/{}", a["id"].as_str().unwrap()))
+        .await;
+    let after = s.get(&path).await;
+    let stale = send_as(
+        &s.app,
+        &s.token,
+        Method::PATCH,
+        &path,
+        Some(&patch_op(
+            json!([{"op": "replace", "value": {"displayName": "Eng"}}]),
+        )),
+        &[("if-match", before.header("etag"))],
+    )
+    .await;
+
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(member_ids(&after.body), [b["id"].as_str().unwrap()]);
+    assert_ne!(
+        after.header("etag"),
+        before.header("etag"),
+        "the members changed, so the version did"
+    );
+    assert_ne!(
+        after.body["meta"]["version"],
+        before.body["meta"]["version"]
+    );
+    stale.assert_error(StatusCode::PRECONDITION_FAILED, None);
 }
