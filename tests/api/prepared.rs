@@ -73,9 +73,7 @@ async fn a_page_view_reads_the_session_and_its_todos_in_one_statement_prepared_o
     );
     assert_eq!(again.map(|(_, t)| t.len()), Some(3));
     assert_eq!(
-        prepared_with(&mut conn, "todo_created_at NULLS FIRST")
-            .await
-            .len(),
+        prepared_with(&mut conn, "FROM s JOIN todos t").await.len(),
         1,
         "the statement is kept prepared on the connection, once"
     );
@@ -178,4 +176,31 @@ async fn the_revocation_lane_plans_the_revocation_once_not_at_every_call() {
         [(8, 0)],
         "eight revocations ran one generic plan, none planned anew"
     );
+}
+
+#[tokio::test]
+async fn the_todos_read_with_the_session_come_oldest_first_whatever_their_order_on_disk() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let id = session_of(&app, &alice, &hex::encode([6u8; 32]));
+    let mut conn = app.conn().await;
+    for title in ["Second", "Third", "First"] {
+        Todo::create(&mut conn, alice.user.id, title).await.unwrap();
+    }
+    // Updated, "First" is written anew after the others on disk, and dated before them.
+    diesel::sql_query(
+        "UPDATE todos SET created_at = created_at - interval '1 hour' WHERE title = 'First'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let (_, todos) =
+        session_page::find_live_with_todos(&mut conn, &id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .expect("a live session is found");
+
+    let titles: Vec<_> = todos.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(titles, ["First", "Second", "Third"]);
 }
