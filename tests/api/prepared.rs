@@ -11,6 +11,7 @@ use ual_todo::{
 };
 
 use crate::helpers::{TestApp, TestUser, spawn_app};
+use ual_todo::db::PooledConnection;
 
 /// How often a prepared statement ran with a generic plan, and with a custom one.
 #[derive(QueryableByName)]
@@ -34,21 +35,45 @@ async fn prepared_with(conn: &mut AsyncPgConnection, marker: &str) -> Vec<Plans>
     .unwrap()
 }
 
-/// Signs `user` in by writing a session row for cookie key `key`; returns the row's key hash.
-fn session_of(app: &TestApp, user: &TestUser, key: &str) -> Vec<u8> {
-    app.insert_session(user, key);
-    PgSessionStore::hash_key(key)
+/// Alice, signed in on a fresh app with `todos` in this order: the app (keep it bound to the
+/// end of the test: dropped, it drops its database), Alice, her session's key hash (of cookie
+/// key `[key; 32]`) and a connection.
+struct SignedIn {
+    app: TestApp,
+    alice: TestUser,
+    id: Vec<u8>,
+    conn: PooledConnection,
+}
+
+async fn alice_signed_in(key: u8, todos: &[&str]) -> SignedIn {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let cookie_key = hex::encode([key; 32]);
+    app.insert_session(&alice, &cookie_key);
+    let mut conn = app.conn().await;
+    for title in todos {
+        Todo::create(&mut conn, alice.user.id, title).await.unwrap();
+    }
+    SignedIn {
+        id: PgSessionStore::hash_key(&cookie_key),
+        app,
+        alice,
+        conn,
+    }
 }
 
 #[tokio::test]
 async fn a_page_view_reads_the_session_and_its_todos_in_one_statement_prepared_once() {
-    let app = spawn_app().await;
-    let alice = app.alice().await;
-    let id = session_of(&app, &alice, &hex::encode([3u8; 32]));
-    let mut conn = app.conn().await;
-    for title in ["Water the plants", "Call the <b>plumber</b>", "Pay rent"] {
-        Todo::create(&mut conn, alice.user.id, title).await.unwrap();
-    }
+    let SignedIn {
+        app: _app,
+        alice,
+        id,
+        mut conn,
+    } = alice_signed_in(
+        3,
+        &["Water the plants", "Call the <b>plumber</b>", "Pay rent"],
+    )
+    .await;
     let now = time::OffsetDateTime::now_utc();
 
     let first = session_page::find_live_with_todos(&mut conn, &id, now)
@@ -81,13 +106,12 @@ async fn a_page_view_reads_the_session_and_its_todos_in_one_statement_prepared_o
 
 #[tokio::test]
 async fn an_ended_or_expired_session_reads_as_none_whatever_its_user_has() {
-    let app = spawn_app().await;
-    let alice = app.alice().await;
-    let id = session_of(&app, &alice, &hex::encode([4u8; 32]));
-    let mut conn = app.conn().await;
-    Todo::create(&mut conn, alice.user.id, "Water the plants")
-        .await
-        .unwrap();
+    let SignedIn {
+        app: _app,
+        alice,
+        id,
+        mut conn,
+    } = alice_signed_in(4, &["Water the plants"]).await;
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
 
     let expired = session_page::find_live_with_todos(&mut conn, &id, later)
@@ -115,9 +139,7 @@ async fn an_ended_or_expired_session_reads_as_none_whatever_its_user_has() {
 
 #[tokio::test]
 async fn a_signed_in_user_without_todos_reads_as_live_with_an_empty_list() {
-    let app = spawn_app().await;
-    let alice = app.alice().await;
-    let id = session_of(&app, &alice, &hex::encode([5u8; 32]));
+    let SignedIn { app, id, .. } = alice_signed_in(5, &[]).await;
 
     let found = session_page::find_live_with_todos(
         &mut *app.conn().await,
@@ -180,13 +202,12 @@ async fn the_revocation_lane_plans_the_revocation_once_not_at_every_call() {
 
 #[tokio::test]
 async fn the_todos_read_with_the_session_come_oldest_first_whatever_their_order_on_disk() {
-    let app = spawn_app().await;
-    let alice = app.alice().await;
-    let id = session_of(&app, &alice, &hex::encode([6u8; 32]));
-    let mut conn = app.conn().await;
-    for title in ["Second", "Third", "First"] {
-        Todo::create(&mut conn, alice.user.id, title).await.unwrap();
-    }
+    let SignedIn {
+        app: _app,
+        id,
+        mut conn,
+        ..
+    } = alice_signed_in(6, &["Second", "Third", "First"]).await;
     // Updated, "First" is written anew after the others on disk, and dated before them.
     diesel::sql_query(
         "UPDATE todos SET created_at = created_at - interval '1 hour' WHERE title = 'First'",
