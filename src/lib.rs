@@ -26,4 +26,5 @@ pub mod ssf;
 pub mod startup;
 pub mod sweeper;
 pub mod telemetry;
+pub mod time_slice;
 pub mod user_agent;

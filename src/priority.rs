@@ -19,7 +19,7 @@ use actix_web::{
 };
 use tokio::{runtime, sync::Semaphore};
 
-use crate::{config::DatabaseUrl, db::Pool, error::AppError};
+use crate::{config::DatabaseUrl, db::Pool, error::AppError, time_slice};
 
 /// The connections reserved for revocations, and the lane that drives them. Handlers that
 /// revoke ask for this type by name.
@@ -30,11 +30,12 @@ pub struct RevocationPool {
 }
 
 impl RevocationPool {
-    /// A pool of `pool`'s connections, made and driven on a thread of their own.
-    pub fn new(pool: Pool) -> anyhow::Result<Self> {
+    /// A pool of `pool`'s connections, made and driven on a thread of their own, which runs
+    /// with a CPU time slice of `time_slice_us` ([`crate::time_slice`]).
+    pub fn new(pool: Pool, time_slice_us: u64) -> anyhow::Result<Self> {
         Ok(RevocationPool {
             pool,
-            lane: Lane::start()?,
+            lane: Lane::start(time_slice_us)?,
         })
     }
 
@@ -76,7 +77,7 @@ struct Lane {
 }
 
 impl Lane {
-    fn start() -> anyhow::Result<Self> {
+    fn start(time_slice_us: u64) -> anyhow::Result<Self> {
         let rt = runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -85,6 +86,7 @@ impl Lane {
         std::thread::Builder::new()
             .name("revocation-lane".into())
             .spawn(move || {
+                time_slice::shorten_for_this_thread(time_slice_us);
                 // Ends when every `Lane` is gone (the sender dropped); the runtime is dropped
                 // here, on its own thread.
                 let _ = rt.block_on(stopped);

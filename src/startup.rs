@@ -84,10 +84,13 @@ impl Application {
             .await
             .context("database preparation stopped")??;
         let pool = db::pool(&settings.database_url, settings.database_pool_size)?;
-        let revocation_pool = web::Data::new(RevocationPool::new(db::pool(
-            &RevocationPool::database_url(&settings.database_url),
-            settings.revocation_pool_size,
-        )?)?);
+        let revocation_pool = web::Data::new(RevocationPool::new(
+            db::pool(
+                &RevocationPool::database_url(&settings.database_url),
+                settings.revocation_pool_size,
+            )?,
+            settings.time_slice_us,
+        )?);
         let page_slots = web::Data::new(PageSlots::new(settings.page_concurrency));
         let draining = web::Data::new(Draining::default());
         let draining_data = draining.clone();
@@ -201,7 +204,10 @@ impl Application {
             counts: ssf_counts.clone().into_inner(),
         }));
 
+        let time_slice_us = settings.time_slice_us;
         let server = HttpServer::new(move || {
+            // Called on each worker's thread, as it starts.
+            crate::time_slice::shorten_for_this_thread(time_slice_us);
             let store = PgSessionStore::new(
                 store_pool().expect("the pool's settings were checked at start-up"),
                 idle_timeout,

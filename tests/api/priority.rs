@@ -101,3 +101,45 @@ async fn universal_logout_answers_while_page_views_hold_every_pooled_connection(
         "{page:?}"
     );
 }
+
+/// The CPU time slices, in nanoseconds, of this process's threads named one of `names` (as the
+/// kernel cuts names, to 15 bytes); `None` on a kernel that does not report them.
+fn slices_of_threads(names: &[&str]) -> Option<Vec<u64>> {
+    let own = std::fs::read_to_string("/proc/thread-self/sched").ok()?;
+    own.contains("se.slice").then_some(())?;
+    let threads = std::fs::read_dir("/proc/self/task").ok()?;
+    Some(
+        threads
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|comm| names.contains(&comm.trim_end()))
+            })
+            .filter_map(|t| {
+                let sched = std::fs::read_to_string(t.path().join("sched")).ok()?;
+                let line = sched.lines().find(|l| l.starts_with("se.slice"))?;
+                line.rsplit(':').next()?.trim().parse().ok()
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn the_workers_and_the_revocation_lane_ask_for_a_short_cpu_time_slice() {
+    // A slice no other test's app uses, to tell this app's threads from theirs.
+    let app = spawn_app_with(|s| s.time_slice_us = 250).await;
+    let answer = reqwest::get(format!("{}/healthz", app.address))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+
+    let Some(lanes) = slices_of_threads(&["revocation-lane"]) else {
+        eprintln!("this kernel does not report time slices: nothing to check");
+        return;
+    };
+    // Worker threads are named by actix-server, or by actix-rt in a system of its own.
+    let workers = slices_of_threads(&["actix-server wo", "actix-rt|system"]).unwrap();
+
+    assert!(lanes.contains(&250_000), "lanes: {lanes:?}");
+    assert!(workers.contains(&250_000), "workers: {workers:?}");
+}
