@@ -1,10 +1,10 @@
 //! A short CPU time slice for the threads that answer requests. Under Linux's EEVDF scheduler
 //! a task woken while every core is busy may wait for the running task's slice to end (1.4 ms
-//! by default on a 2-core machine). A Universal Logout call wakes a database backend for each of its three
-//! statements and the revocation lane twice, and with the workers busy with pages those waits
-//! made its p99 (`ual-bench ual-under-load`: 8.8–34 ms with the default slice, 6.1–9.1 ms with
-//! 100 µs). A thread may ask a shorter slice for itself (Linux 6.12 and later): the kernel
-//! preempts it sooner, its priority is unchanged, and no privilege is needed.
+//! by default on a 2-core machine). A Universal Logout call wakes a database backend for each
+//! of its three statements and the revocation lane twice, and with the workers busy with pages
+//! those waits made its p99 (`ual-bench ual-under-load`: 8.8–34 ms with the default slice,
+//! 6.1–9.1 ms with 100 µs). A thread may ask a shorter slice for itself (Linux 6.12 and later):
+//! the kernel preempts it sooner, its priority is unchanged, and no privilege is needed.
 
 /// Asks the kernel for a time slice of `micros` for the calling thread; 0 leaves it alone. Best
 /// effort: an older kernel ignores or refuses it, and the thread keeps the default.
