@@ -4,7 +4,7 @@
 use diesel::{QueryableByName, sql_types::BigInt};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ual_todo::{
-    db::models::{RevocationSource, Todo, session_page},
+    db::models::{RevocationSource, Todo, User, session_page},
     priority::RevocationPool,
     revocation::{self, Requester},
     session_store::PgSessionStore,
@@ -224,4 +224,59 @@ async fn the_todos_read_with_the_session_come_oldest_first_whatever_their_order_
 
     let titles: Vec<_> = todos.iter().map(|t| t.title.as_str()).collect();
     assert_eq!(titles, ["First", "Second", "Third"]);
+}
+
+/// How often this transaction scanned the users table: reading it whole, and through an index.
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Scans {
+    #[diesel(sql_type = BigInt)]
+    seq_scan: i64,
+    #[diesel(sql_type = BigInt)]
+    idx_scan: i64,
+}
+
+#[tokio::test]
+async fn on_the_revocation_lane_a_user_is_found_through_an_index_not_by_reading_every_user() {
+    let app = spawn_app().await;
+    let alice = app.alice().await;
+    let (org, email) = (alice.user.org_id, alice.user.email.to_uppercase());
+    let url = RevocationPool::database_url(&app.db.url);
+    let mut conn = AsyncPgConnection::establish(url.expose()).await.unwrap();
+    // Enough users that reading them all costs more than an index probe.
+    diesel::sql_query(
+        "INSERT INTO users (org_id, email) \
+         SELECT $1, 'user' || g || '@example.com' FROM generate_series(1, 5000) g",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(org)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    diesel::sql_query("ANALYZE users")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let scans = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            let found = User::find_by_email(conn, org, &email).await?;
+            assert_eq!(found.map(|u| u.id), Some(alice.user.id));
+            let nobody = User::find_by_oidc(conn, org, "https://idp.test", "nobody").await?;
+            assert!(nobody.is_none());
+            diesel::sql_query(
+                "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'users'",
+            )
+            .get_result::<Scans>(conn)
+            .await
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(
+        scans,
+        Scans {
+            seq_scan: 0,
+            idx_scan: 2
+        },
+        "each lookup is one index probe, although the lane's plans are generic"
+    );
 }

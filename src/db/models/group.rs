@@ -6,9 +6,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
-use super::user::lower;
+use super::user::{NotDeleted, lower};
 use crate::db::{
-    ids::{AccountState, GroupId, OrgId, UserId},
+    ids::{GroupId, OrgId, UserId},
     schema::{group_members, groups, users},
 };
 
@@ -148,7 +148,7 @@ impl Group {
         group_members::table
             .inner_join(users::table)
             .filter(group_members::group_id.eq(id))
-            .filter(users::state.ne(AccountState::Deleted))
+            .filter(NotDeleted)
             .select(group_members::user_id)
             .load(conn)
             .await
@@ -236,7 +236,7 @@ impl Group {
         let query = group_members::table
             .inner_join(groups::table)
             .inner_join(users::table)
-            .filter(users::state.ne(AccountState::Deleted))
+            .filter(NotDeleted)
             .into_boxed();
         let query = match of {
             Of::Groups(ids) => query.filter(group_members::group_id.eq_any(ids)),

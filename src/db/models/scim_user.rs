@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
-use super::user::{User, lower};
+use super::user::{NotDeleted, User, lower};
 use crate::db::{
-    ids::{AccountState, ManagedBy, OrgId, UserId},
+    ids::{ManagedBy, OrgId, UserId},
     schema::users,
 };
 
@@ -121,7 +121,7 @@ impl User {
             criteria.iter().fold(
                 users::table
                     .filter(users::org_id.eq(org))
-                    .filter(users::state.ne(AccountState::Deleted))
+                    .filter(NotDeleted)
                     .into_boxed(),
                 |query: Boxed<'_>, criterion| match criterion {
                     UserCriterion::Id(Some(id)) => query.filter(users::id.eq(*id)),
@@ -162,7 +162,7 @@ impl User {
     ) -> QueryResult<Vec<UserId>> {
         users::table
             .filter(users::org_id.eq(org))
-            .filter(users::state.ne(AccountState::Deleted))
+            .filter(NotDeleted)
             .filter(users::id.eq_any(ids))
             .select(users::id)
             .load(conn)

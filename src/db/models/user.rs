@@ -89,7 +89,7 @@ impl User {
     pub async fn find(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<Option<User>> {
         users::table
             .find(id)
-            .filter(visible())
+            .filter(NotDeleted)
             .select(User::as_select())
             .first(conn)
             .await
@@ -104,7 +104,7 @@ impl User {
     ) -> QueryResult<Option<User>> {
         users::table
             .filter(users::org_id.eq(org))
-            .filter(visible())
+            .filter(NotDeleted)
             .filter(lower(users::email).eq(email.to_lowercase()))
             .select(User::as_select())
             .first(conn)
@@ -120,7 +120,7 @@ impl User {
     ) -> QueryResult<Vec<(User, String)>> {
         users::table
             .inner_join(orgs::table)
-            .filter(visible())
+            .filter(NotDeleted)
             .filter(lower(users::email).eq(email.to_lowercase()))
             .order(orgs::slug)
             .limit(20)
@@ -138,7 +138,7 @@ impl User {
     ) -> QueryResult<Option<User>> {
         users::table
             .filter(users::org_id.eq(org))
-            .filter(visible())
+            .filter(NotDeleted)
             .filter(users::oidc_issuer.eq(issuer))
             .filter(users::oidc_subject.eq(subject))
             .select(User::as_select())
@@ -155,7 +155,7 @@ impl User {
     ) -> QueryResult<Option<User>> {
         users::table
             .filter(users::org_id.eq(org))
-            .filter(visible())
+            .filter(NotDeleted)
             .filter(users::id.eq(id))
             .select(User::as_select())
             .first(conn)
@@ -173,7 +173,7 @@ impl User {
     ) -> QueryResult<Option<User>> {
         users::table
             .filter(users::org_id.eq(org))
-            .filter(visible())
+            .filter(NotDeleted)
             .filter(users::id.eq(id))
             .select(User::as_select())
             .for_update()
@@ -270,7 +270,7 @@ impl User {
     pub async fn list_for_org(conn: &mut AsyncPgConnection, org: OrgId) -> QueryResult<Vec<User>> {
         users::table
             .filter(users::org_id.eq(org))
-            .filter(visible())
+            .filter(NotDeleted)
             .order(users::email)
             .select(User::as_select())
             .load(conn)
@@ -290,7 +290,7 @@ impl User {
         let matching = || {
             let mut query = users::table
                 .filter(users::org_id.eq(org))
-                .filter(visible())
+                .filter(NotDeleted)
                 .into_boxed();
             if let Some(search) = search {
                 let pattern = format!("%{}%", escape_like(search));
@@ -317,7 +317,7 @@ impl User {
     pub async fn lock_admins(conn: &mut AsyncPgConnection, org: OrgId) -> QueryResult<Vec<UserId>> {
         users::table
             .filter(users::org_id.eq(org))
-            .filter(visible())
+            .filter(NotDeleted)
             .filter(users::is_admin)
             .select(users::id)
             .for_update()
@@ -345,7 +345,7 @@ impl User {
     ) -> QueryResult<Vec<UserId>> {
         users::table
             .filter(users::id.eq_any(ids))
-            .filter(visible())
+            .filter(NotDeleted)
             .filter(users::is_admin)
             .select(users::id)
             .load(conn)
@@ -354,7 +354,7 @@ impl User {
 
     pub async fn count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
         users::table
-            .filter(visible())
+            .filter(NotDeleted)
             .count()
             .get_result(conn)
             .await
@@ -368,7 +368,34 @@ fn escape_like(text: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// Users that exist for everyone but the sweeper: not deleted.
-fn visible() -> diesel::dsl::Ne<users::state, AccountState> {
-    users::state.ne(AccountState::Deleted)
+/// Users that exist for everyone but the sweeper: `users.state <> 'deleted'`, the constant written into the SQL text. The unique indexes on a
+/// user's email, IdP identity and SCIM `externalId` are partial, `WHERE state <> 'deleted'`,
+/// and a plan may use them only where the query says the same: a bound `$n` does not, once the
+/// plan is generic. The revocation lane plans generically (see [`crate::priority`]), so with a
+/// bound state a lookup by email read every user of the table.
+#[derive(Clone, Copy, Debug, diesel::query_builder::QueryId, diesel::expression::ValidGrouping)]
+pub struct NotDeleted;
+
+impl diesel::Expression for NotDeleted {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl<QS> diesel::AppearsOnTable<QS> for NotDeleted where users::state: diesel::AppearsOnTable<QS> {}
+
+impl<QS> diesel::SelectableExpression<QS> for NotDeleted where
+    users::state: diesel::SelectableExpression<QS>
+{
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for NotDeleted {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        users::state.walk_ast(out.reborrow())?;
+        out.push_sql(" <> '");
+        out.push_sql(AccountState::Deleted.as_str());
+        out.push_sql("'");
+        Ok(())
+    }
 }
