@@ -530,6 +530,9 @@ async fn subjects_that_name_nobody_here_are_404() {
         json!({ "sub_id": { "format": "iss_sub", "iss": "https://elsewhere.test", "sub": "00u-alice" } }),
         json!({ "sub_id": { "format": "opaque", "id": "not-a-uuid" } }),
         json!({ "sub_id": { "format": "opaque", "id": carol_id } }),
+        // Read with the API key in one statement: only the key's org is searched.
+        json!({ "sub_id": { "format": "email", "email": "carol@globex.test" } }),
+        json!({ "sub_id": { "format": "email", "email": "nobody@acme.test" } }),
         json!({ "sub_id": { "format": "aliases", "identifiers": [ { "format": "email", "email": "x@acme.test" } ] } }),
     ];
     for subject in subjects {

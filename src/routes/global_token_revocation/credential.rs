@@ -11,7 +11,10 @@ use crate::{
         jwks::JwksCache,
         jwt::{self, JwtError, Rules},
     },
-    db::models::{Org, OrgApiKey, SeenJti},
+    db::{
+        ids::UserId,
+        models::{Org, OrgApiKey, SeenJti},
+    },
     error::AppError,
     revocation::SingleUse,
     secret_token::{self, Kind},
@@ -29,6 +32,9 @@ pub const MAX_JWT_LIFETIME: Duration = Duration::from_secs(600);
 #[derive(Debug)]
 pub struct Caller {
     pub org: Org,
+    /// The org's user the request names by email, when it was read with the API key
+    /// (`Some(None)`: the org has no such user); `None` when it was not read.
+    pub named_by_email: Option<Option<UserId>>,
     /// For the audit log: the key's prefix, or the JWT's issuer and id.
     pub actor: String,
     /// The JWT's id, to be spent with the revocation.
@@ -59,22 +65,25 @@ fn unauthorized(message: impl Into<String>) -> AppError {
 }
 
 /// Authenticates a credential: an org API key, else a JWT from an org's IdP. `audience` is this
-/// endpoint's public URL, which a JWT's `aud` must name.
+/// endpoint's public URL, which a JWT's `aud` must name. `email`, the user the request names
+/// (if by email), is read with an API key in the same statement.
 pub async fn authenticate(
     conn: &mut AsyncPgConnection,
     credential: &str,
     jwks: &JwksCache,
     audience: &str,
+    email: Option<&str>,
 ) -> Result<Caller, AppError> {
     if secret_token::looks_like(Kind::OrgApiKey, credential) {
         let presented = secret_token::parse(Kind::OrgApiKey, credential)
             .ok_or_else(|| unauthorized("unknown or revoked API key"))?;
-        let (key, org) = OrgApiKey::authenticate(conn, &presented)
+        let found = OrgApiKey::authenticate(conn, &presented, email)
             .await?
             .ok_or_else(|| unauthorized("unknown or revoked API key"))?;
         return Ok(Caller {
-            org,
-            actor: format!("api key {}", key.prefix),
+            org: found.org,
+            named_by_email: email.map(|_| found.user),
+            actor: format!("api key {}", found.key.prefix),
             jwt: None,
         });
     }
@@ -113,5 +122,6 @@ pub async fn authenticate(
             remember_until: verified.expires_at,
         }),
         org,
+        named_by_email: None,
     })
 }

@@ -7,6 +7,8 @@
 mod credential;
 pub mod subject;
 
+use subject::Subject;
+
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
@@ -115,13 +117,22 @@ async fn revoke(
     metrics: Arc<Metrics>,
     limits: web::Data<Limits>,
 ) -> Result<(), ApiError> {
+    // The subject is read before the credential is checked, so that a user named by email is
+    // looked up with the API key, in one statement; its errors still come after the 401 and 403.
+    let subject = call.body.and_then(|body| subject::parse(&body));
+    let email = match &subject {
+        Ok(Subject::Email(email)) => Some(email.as_str()),
+        _ => None,
+    };
     let authenticated = async {
         let credential = call.credential?;
         let mut conn = pool.get().await?;
-        credential::authenticate(&mut conn, &credential, &jwks, &call.audience).await
+        let caller =
+            credential::authenticate(&mut conn, &credential, &jwks, &call.audience, email).await?;
+        Ok::<_, AppError>((caller, conn))
     }
     .await;
-    let caller = match authenticated {
+    let (mut caller, mut conn) = match authenticated {
         Ok(caller) => caller,
         // Only a refused credential counts; an outage does not.
         Err(refused @ AppError::Unauthorized(_)) => {
@@ -135,14 +146,16 @@ async fn revoke(
         return Err(AppError::Forbidden("this organisation is disabled".into()).into());
     }
     call.json?;
-    let subject = subject::parse(&call.body?)?;
+    let subject = subject?;
 
-    let mut conn = pool.get().await?;
-    let user = subject::resolve(&mut conn, &caller.org, &subject).await?;
-    tracing::Span::current().record("user", tracing::field::display(user.id));
+    let user = match caller.named_by_email.take() {
+        Some(found) => found.ok_or_else(subject::no_such_user)?,
+        None => subject::resolve(&mut conn, &caller.org, &subject).await?.id,
+    };
+    tracing::Span::current().record("user", tracing::field::display(user));
     let requester = Requester::new(RevocationSource::Ual, &caller.actor, &call.request_id)
         .spending(caller.single_use());
-    let revoke = revocation::revoke_user(&mut conn, caller.org.id, user.id, requester);
+    let revoke = revocation::revoke_user(&mut conn, caller.org.id, user, requester);
     let outcome = metrics
         .timed(RevocationSource::Ual, revoke)
         .await

@@ -131,7 +131,8 @@ fn parse_identifier(id: &Map<String, Value>, top_level: bool) -> Result<Option<S
     }))
 }
 
-fn no_such_user() -> AppError {
+/// 404: the org has no user the subject names.
+pub fn no_such_user() -> AppError {
     AppError::NotFound("no such user in this organisation".into())
 }
 
