@@ -8,7 +8,7 @@
 //! - `update` only updates: a row deleted while one of its requests was in flight (a revocation)
 //!   stays deleted, unlike actix-session's Redis store, which would save it again.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, rc::Rc, time::Duration};
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration as CookieDuration;
@@ -23,9 +23,11 @@ use crate::{
         Pool,
         ids::{OrgId, SessionId, UserId},
         models::{
-            session::{NewSession, SessionRecord},
+            Todo,
+            session::{LiveSession, NewSession, SessionRecord},
             session_page,
         },
+        pipelined::PipelinedConnection,
     },
     prefetch,
 };
@@ -78,6 +80,8 @@ impl IdpSession {
 #[derive(Clone)]
 pub struct PgSessionStore {
     pool: Pool,
+    /// Reads a page view's session and todos, when the worker has one (see [`crate::db::pipelined`]).
+    page_reads: Option<Rc<PipelinedConnection>>,
     idle_timeout: Duration,
     lifetime: Duration,
 }
@@ -86,9 +90,33 @@ impl PgSessionStore {
     pub fn new(pool: Pool, idle_timeout: Duration, lifetime: Duration) -> Self {
         Self {
             pool,
+            page_reads: None,
             idle_timeout,
             lifetime,
         }
+    }
+
+    /// Page views read through `conn`, shared by the worker's page views, rather than the pool.
+    pub fn with_page_reads(self, conn: PipelinedConnection) -> Self {
+        Self {
+            page_reads: Some(Rc::new(conn)),
+            ..self
+        }
+    }
+
+    /// A page view's session and todos, through the worker's shared connection if it has one.
+    async fn read_page(
+        &self,
+        id: &[u8],
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Option<(LiveSession, Vec<Todo>)>> {
+        let Some(shared) = &self.page_reads else {
+            let conn = self.conn().await?;
+            return Ok(session_page::find_live_with_todos(&conn, id, now).await?);
+        };
+        shared
+            .read(async |conn| session_page::find_live_with_todos(conn, id, now).await)
+            .await
     }
 
     /// The row's primary key for a cookie's session key.
@@ -217,18 +245,18 @@ impl SessionStore for PgSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
         let id = Self::hash_key(key.as_ref());
         let now = OffsetDateTime::now_utc();
-        let mut conn = self.conn().await.map_err(LoadError::Other)?;
         let found = if prefetch::wants_todos() {
-            session_page::find_live_with_todos(&mut conn, &id, now)
-                .await
-                .map(|found| {
-                    found.map(|(row, todos)| {
-                        prefetch::put_todos(todos);
-                        row
-                    })
+            self.read_page(&id, now).await.map(|found| {
+                found.map(|(row, todos)| {
+                    prefetch::put_todos(todos);
+                    row
                 })
+            })
         } else {
-            SessionRecord::find_live(&mut conn, &id, now).await
+            let mut conn = self.conn().await.map_err(LoadError::Other)?;
+            SessionRecord::find_live(&mut conn, &id, now)
+                .await
+                .map_err(anyhow::Error::from)
         };
         let Some(row) = found
             .context("cannot read the session")
@@ -241,6 +269,7 @@ impl SessionStore for PgSessionStore {
             if let Some(end) = row.idp_ends_at {
                 expires_at = expires_at.min(end);
             }
+            let mut conn = self.conn().await.map_err(LoadError::Other)?;
             SessionRecord::touch(&mut conn, &id, now, expires_at)
                 .await
                 .context("cannot record session activity")

@@ -34,6 +34,7 @@ use crate::{
     db::{
         self,
         models::{InstanceSecret, User},
+        pipelined::PipelinedConnection,
     },
     drain::{self, Draining},
     error::AppError,
@@ -164,6 +165,7 @@ impl Application {
             move || db::pool(&url, store_pool_size)
         };
         store_pool().context("cannot build the session store's pool")?;
+        let page_url = settings.database_url.clone();
         let (idle_timeout, lifetime_limit) =
             (settings.session_idle_timeout, settings.session_lifetime);
         let secure = public_url.0.scheme() == "https";
@@ -212,7 +214,8 @@ impl Application {
                 store_pool().expect("the pool's settings were checked at start-up"),
                 idle_timeout,
                 lifetime_limit,
-            );
+            )
+            .with_page_reads(PipelinedConnection::new(page_url.clone()));
             let sessions = SessionMiddleware::builder(store, key.clone())
                 // `__Host-` makes browsers refuse the cookie from any other host or path.
                 .cookie_name(if secure {

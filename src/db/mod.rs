@@ -2,6 +2,7 @@
 
 pub mod ids;
 pub mod models;
+pub mod pipelined;
 pub mod prepared;
 pub mod schema;
 

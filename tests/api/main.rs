@@ -28,6 +28,7 @@ mod oauth_token;
 mod oidc_provider;
 mod org_logout;
 mod outage;
+mod page_reads;
 mod pages;
 mod prepared;
 mod priority;

@@ -76,10 +76,10 @@ async fn a_page_view_reads_the_session_and_its_todos_in_one_statement_prepared_o
     .await;
     let now = time::OffsetDateTime::now_utc();
 
-    let first = session_page::find_live_with_todos(&mut conn, &id, now)
+    let first = session_page::find_live_with_todos(&conn, &id, now)
         .await
         .unwrap();
-    let again = session_page::find_live_with_todos(&mut conn, &id, now)
+    let again = session_page::find_live_with_todos(&conn, &id, now)
         .await
         .unwrap();
 
@@ -114,7 +114,7 @@ async fn an_ended_or_expired_session_reads_as_none_whatever_its_user_has() {
     } = alice_signed_in(4, &["Water the plants"]).await;
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
 
-    let expired = session_page::find_live_with_todos(&mut conn, &id, later)
+    let expired = session_page::find_live_with_todos(&conn, &id, later)
         .await
         .unwrap();
     revocation::revoke_user(
@@ -126,7 +126,7 @@ async fn an_ended_or_expired_session_reads_as_none_whatever_its_user_has() {
     .await
     .unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let ended = session_page::find_live_with_todos(&mut conn, &id, now)
+    let ended = session_page::find_live_with_todos(&conn, &id, now)
         .await
         .unwrap();
 
@@ -142,7 +142,7 @@ async fn a_signed_in_user_without_todos_reads_as_live_with_an_empty_list() {
     let SignedIn { app, id, .. } = alice_signed_in(5, &[]).await;
 
     let found = session_page::find_live_with_todos(
-        &mut *app.conn().await,
+        &*app.conn().await,
         &id,
         time::OffsetDateTime::now_utc(),
     )
@@ -217,7 +217,7 @@ async fn the_todos_read_with_the_session_come_oldest_first_whatever_their_order_
     .unwrap();
 
     let (_, todos) =
-        session_page::find_live_with_todos(&mut conn, &id, time::OffsetDateTime::now_utc())
+        session_page::find_live_with_todos(&conn, &id, time::OffsetDateTime::now_utc())
             .await
             .unwrap()
             .expect("a live session is found");

@@ -83,15 +83,16 @@ impl Row {
 /// The session with this key hash, unless it has expired, and its user's todos, oldest first;
 /// one snapshot, one round trip.
 pub async fn find_live_with_todos(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     id: &[u8],
     now: OffsetDateTime,
 ) -> diesel::QueryResult<Option<(LiveSession, Vec<Todo>)>> {
     let query = diesel::sql_query(SQL)
         .bind::<Bytea, _>(id)
         .bind::<Timestamptz, _>(now);
+    // Through a shared reference, so that reads on one connection can overlap (pipelined).
     let rows = Prepared::<_, PageStatement>::new(query)
-        .load::<Row>(conn)
+        .load::<Row>(&mut conn)
         .await?;
     let (sessions, todos): (Vec<Row>, Vec<Row>) =
         rows.into_iter().partition(|row| row.todo_id.is_none());

@@ -1,0 +1,90 @@
+//! A worker's page views read through one shared connection, pipelined
+//! (`src/db/pipelined.rs`): overlapping reads queue on it instead of each taking a backend.
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection as _;
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, count, spawn_app_with};
+
+/// The statements of this test's database that wait on a lock on `todos`.
+fn waiting_on_todos(app: &TestApp) -> i64 {
+    count(
+        &app.db,
+        "pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock' AND query ILIKE '%todos%'",
+    )
+}
+
+#[tokio::test]
+async fn overlapping_page_views_of_a_worker_queue_on_one_connection_and_all_answer() {
+    // One worker, with a pool of four connections that the page views no longer use.
+    let app = spawn_app_with(|s| s.database_pool_size = 4).await;
+    let alice = app.alice().await;
+    let mut browsers = Vec::new();
+    for _ in 0..3 {
+        browsers.push(app.signed_in(&alice).await);
+    }
+    let mut locker = app.db.connect();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE todos IN ACCESS EXCLUSIVE MODE;")
+        .unwrap();
+
+    let pages: Vec<_> = browsers
+        .into_iter()
+        .map(|browser| tokio::spawn(async move { browser.get("/todos").await }))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while waiting_on_todos(&app) < 1 {
+        assert!(Instant::now() < deadline, "no page view reached the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Time for the other two to reach the database, were they on connections of their own.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = waiting_on_todos(&app);
+    locker.batch_execute("COMMIT").unwrap();
+
+    assert_eq!(
+        waiting, 1,
+        "the first read waits on the lock; the others wait behind it on its connection"
+    );
+    for page in pages {
+        let page = page.await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().await.unwrap().contains("Your todos"));
+    }
+}
+
+#[tokio::test]
+async fn when_the_shared_connection_dies_one_page_view_is_503_and_the_next_reads_again() {
+    let app = spawn_app_with(|_| {}).await;
+    let alice = app.alice().await;
+    let browser = app.signed_in(&alice).await;
+    assert_eq!(browser.get("/todos").await.status(), StatusCode::OK);
+
+    let killed = count(
+        &app.db,
+        "(SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+          WHERE datname = current_database() AND pid <> pg_backend_pid() \
+          AND query LIKE '%FROM s JOIN todos%') AS killed",
+    );
+    assert_eq!(killed, 1, "the page views' one connection");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count(
+        &app.db,
+        "pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND query LIKE '%FROM s JOIN todos%'",
+    ) > 0
+    {
+        assert!(Instant::now() < deadline, "the backend did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let broken = browser.get("/todos").await;
+    let again = browser.get("/todos").await;
+
+    assert_eq!(broken.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(again.status(), StatusCode::OK);
+    assert!(again.text().await.unwrap().contains("Your todos"));
+}
