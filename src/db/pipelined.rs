@@ -40,19 +40,32 @@ impl PipelinedConnection {
         }
     }
 
-    /// Runs `read` on the shared connection. After a failure or a timeout the connection is
-    /// given up (reads in flight on it finish or fail on their own) and the next read opens
-    /// another.
+    /// Runs `read` on the shared connection. A connection that died with its backend (the
+    /// database restarted, or ended it) fails at once: the read is tried once more, on a new
+    /// connection, so a restart costs no page view. A read that times out is not tried again.
     pub async fn read<T>(
         &self,
-        read: impl AsyncFnOnce(&AsyncPgConnection) -> diesel::QueryResult<T>,
+        read: impl AsyncFn(&AsyncPgConnection) -> diesel::QueryResult<T>,
     ) -> anyhow::Result<T> {
+        match self.try_read(&read).await? {
+            Ok(value) => Ok(value),
+            Err(_) => Ok(self.try_read(&read).await??),
+        }
+    }
+
+    /// One try. The connection is given up unless it succeeds (reads in flight on it finish or
+    /// fail on their own), and the next read opens another. `Err`: no connection, or no answer
+    /// in time.
+    async fn try_read<T>(
+        &self,
+        read: &impl AsyncFn(&AsyncPgConnection) -> diesel::QueryResult<T>,
+    ) -> anyhow::Result<diesel::QueryResult<T>> {
         let conn = self.get().await?;
         let result = tokio::time::timeout(READ_TIMEOUT, read(&conn)).await;
         if !matches!(result, Ok(Ok(_))) {
             self.discard(&conn);
         }
-        Ok(result.context("the database did not answer in time")??)
+        result.context("the database did not answer in time")
     }
 
     /// The shared connection, opened if there is none.
