@@ -287,3 +287,36 @@ async fn a_deleted_user_leaves_their_groups_and_each_group_gets_a_new_version() 
     );
     stale.assert_error(StatusCode::PRECONDITION_FAILED, None);
 }
+
+#[tokio::test]
+async fn a_user_gets_a_new_version_when_their_groups_change_as_the_user_resource_lists_them() {
+    let s = scim().await;
+    let a = s.create_user("a@acme.test").await;
+    let b = s.create_user("b@acme.test").await;
+    let user_path = |user: &Value| format!("/Users/{}", user["id"].as_str().unwrap());
+    let version = async |user: &Value| s.get(&user_path(user)).await.header("etag").to_owned();
+    let (a0, b0) = (version(&a).await, version(&b).await);
+
+    let group = create_group(&s, "Engineering", &[&a["id"]]).await;
+    let path = group_path(&group);
+    let (a1, b1) = (version(&a).await, version(&b).await);
+    let renamed = s
+        .patch(
+            &path,
+            &patch_op(json!([{"op": "replace", "value": {"displayName": "Eng"}}])),
+        )
+        .await;
+    let (a2, b2) = (version(&a).await, version(&b).await);
+    let lists = s.get(&user_path(&a)).await;
+    let deleted = s.delete(&path).await;
+    let a3 = version(&a).await;
+
+    assert_ne!(a1, a0, "joined");
+    assert_eq!(b1, b0, "not a member");
+    assert_eq!(renamed.status, StatusCode::OK);
+    assert_ne!(a2, a1, "the group a lists was renamed");
+    assert_eq!(b2, b1);
+    assert_eq!(lists.body["groups"][0]["display"], "Eng");
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_ne!(a3, a2, "the group a listed is gone");
+}

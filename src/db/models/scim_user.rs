@@ -108,6 +108,31 @@ impl User {
             .await
     }
 
+    /// Bumps the version of `ids` (users of `org`), whose SCIM resource changed without a
+    /// change of their own row: a user lists their `groups`, so joining, leaving or a rename
+    /// of a group is a new version of each member.
+    pub async fn bump_versions(
+        conn: &mut AsyncPgConnection,
+        org: OrgId,
+        ids: &[UserId],
+    ) -> QueryResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        diesel::update(
+            users::table
+                .filter(users::org_id.eq(org))
+                .filter(users::id.eq_any(ids)),
+        )
+        .set((
+            users::version.eq(users::version + 1),
+            users::updated_at.eq(OffsetDateTime::now_utc()),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+    }
+
     /// One page (by creation, then id) of the org's users meeting every criterion, and how
     /// many do in all.
     pub async fn search(

@@ -214,6 +214,15 @@ async fn write(
     }
     .map_err(duplicate)?;
     Group::change_members(conn, group.id, &added, &removed, &draft.details).await?;
+    // Each user lists their groups by name: those who joined or left, and every member when
+    // the group was renamed, have a new version.
+    let renamed = existing.is_some_and(|g| g.display_name != group.display_name);
+    let changed: Vec<UserId> = if renamed {
+        before.iter().chain(&added).copied().collect()
+    } else {
+        added.iter().chain(&removed).copied().collect()
+    };
+    User::bump_versions(conn, org, &changed).await?;
     audit_memberships(conn, org, &group.display_name, &added, &removed, by).await?;
     let was = existing.map(|g| Snapshot {
         name: &g.display_name,
@@ -360,6 +369,7 @@ async fn delete_group(
         if_match.check(group.version)?;
         let before = Group::member_ids(conn, group.id).await?;
         Group::delete(conn, group.id).await?;
+        User::bump_versions(conn, org, &before).await?;
         audit_memberships(conn, org, &group.display_name, &[], &before, by).await?;
         let was = Snapshot {
             name: &group.display_name,
