@@ -17,14 +17,15 @@ use crate::config::DatabaseUrl;
 
 /// How long a read waits for a new connection, as a pool checkout would.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a read may take before its connection is given up: the reads behind it wait for
-/// it, so a connection that stopped answering must not hold them longer.
+/// How long a read may take, by default, before its connection is given up: the reads behind
+/// it wait for it, so a connection that stopped answering must not hold them longer.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A worker's shared read connection, opened on first use and again after a failed read.
 /// Not `Send`: each worker has its own.
 pub struct PipelinedConnection {
     url: DatabaseUrl,
+    read_timeout: Duration,
     current: RefCell<Option<Rc<AsyncPgConnection>>>,
     /// Held while connecting: the reads that arrive meanwhile wait for that connection instead
     /// of each opening one.
@@ -35,14 +36,24 @@ impl PipelinedConnection {
     pub fn new(url: DatabaseUrl) -> Self {
         PipelinedConnection {
             url,
+            read_timeout: READ_TIMEOUT,
             current: RefCell::new(None),
             connecting: tokio::sync::Mutex::new(()),
         }
     }
 
+    /// The same, giving a read `timeout` instead of 10 s.
+    pub fn with_read_timeout(self, timeout: Duration) -> Self {
+        PipelinedConnection {
+            read_timeout: timeout,
+            ..self
+        }
+    }
+
     /// Runs `read` on the shared connection. A connection that died with its backend (the
     /// database restarted, or ended it) fails at once: the read is tried once more, on a new
-    /// connection, so a restart costs no page view. A read that times out is not tried again.
+    /// connection, so a restart costs no page view. A read that times out is not tried again, and
+    /// its connection is given up.
     pub async fn read<T>(
         &self,
         read: impl AsyncFn(&AsyncPgConnection) -> diesel::QueryResult<T>,
@@ -61,7 +72,7 @@ impl PipelinedConnection {
         read: &impl AsyncFn(&AsyncPgConnection) -> diesel::QueryResult<T>,
     ) -> anyhow::Result<diesel::QueryResult<T>> {
         let conn = self.get().await?;
-        let result = tokio::time::timeout(READ_TIMEOUT, read(&conn)).await;
+        let result = tokio::time::timeout(self.read_timeout, read(&conn)).await;
         if !matches!(result, Ok(Ok(_))) {
             self.discard(&conn);
         }

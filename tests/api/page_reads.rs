@@ -96,3 +96,49 @@ async fn when_the_shared_connection_dies_the_next_page_view_reads_through_a_new_
     );
     assert_eq!(reads, 1, "one new connection");
 }
+
+/// The backend serving `conn`.
+async fn backend_pid(mut conn: &diesel_async::AsyncPgConnection) -> diesel::QueryResult<i32> {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    use diesel_async::RunQueryDsl as _;
+    let row: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result(&mut conn)
+        .await?;
+    Ok(row.pid)
+}
+
+#[tokio::test]
+async fn a_read_that_does_not_answer_in_time_fails_and_gives_its_connection_up() {
+    use ual_todo::db::{models::session_page, pipelined::PipelinedConnection};
+    let app = spawn_app_with(|_| {}).await;
+    let shared =
+        PipelinedConnection::new(app.db.url.clone()).with_read_timeout(Duration::from_millis(300));
+    let before = shared.read(backend_pid).await.unwrap();
+    let mut locker = app.db.connect();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE todos IN ACCESS EXCLUSIVE MODE;")
+        .unwrap();
+
+    let started = Instant::now();
+    let stuck = shared
+        .read(async |conn| {
+            let now = time::OffsetDateTime::now_utc();
+            session_page::find_live_with_todos(conn, b"no such session", now).await
+        })
+        .await;
+    let waited = started.elapsed();
+    locker.batch_execute("COMMIT").unwrap();
+    let after = shared.read(backend_pid).await.unwrap();
+
+    let error = stuck.map(|_| ()).unwrap_err().to_string();
+    assert!(error.contains("did not answer in time"), "{error}");
+    assert!(
+        waited < Duration::from_secs(2),
+        "not tried again: {waited:?}"
+    );
+    assert_ne!(after, before, "the next read goes through a new connection");
+}
