@@ -66,6 +66,12 @@ pub struct Settings {
     #[arg(long, env = "PAGE_CONCURRENCY", default_value_t = 16, global = true)]
     pub page_concurrency: usize,
 
+    /// The longest, in milliseconds, a page request or page read waits while an authenticated
+    /// revocation is being written on the instance, so that the CPU and the database go to the
+    /// revocation first (0: pages never wait).
+    #[arg(long, env = "PAGE_HOLD_MS", default_value_t = 5, global = true)]
+    pub page_hold_ms: u64,
+
     /// The CPU time slice, in microseconds, the kernel gives the request workers and the
     /// revocation lane before another woken task may run (Linux 6.12 and later; 0 leaves the
     /// kernel's default, 1.4 ms on a 2-core machine). A short one lets a revocation's database
@@ -117,6 +123,7 @@ impl Settings {
             shutdown_drain: Duration::ZERO,
             page_concurrency: 16,
             time_slice_us: 100,
+            page_hold_ms: 5,
             jwks_min_refetch: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),
             trust_proxy_headers: false,

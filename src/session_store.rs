@@ -30,6 +30,7 @@ use crate::{
         pipelined::PipelinedConnection,
     },
     prefetch,
+    priority::PageHold,
 };
 
 /// Where actix-identity keeps the signed-in user's id in the session state.
@@ -82,6 +83,8 @@ pub struct PgSessionStore {
     pool: Pool,
     /// Reads a page view's session and todos, when the worker has one (see [`crate::db::pipelined`]).
     page_reads: Option<Rc<PipelinedConnection>>,
+    /// Page reads wait on it while a revocation is written (see [`crate::priority`]).
+    page_hold: Option<PageHold>,
     idle_timeout: Duration,
     lifetime: Duration,
 }
@@ -91,6 +94,7 @@ impl PgSessionStore {
         Self {
             pool,
             page_reads: None,
+            page_hold: None,
             idle_timeout,
             lifetime,
         }
@@ -104,12 +108,23 @@ impl PgSessionStore {
         }
     }
 
+    /// Page reads give way to the revocations that `hold` announces.
+    pub fn with_page_hold(self, hold: PageHold) -> Self {
+        Self {
+            page_hold: Some(hold),
+            ..self
+        }
+    }
+
     /// A page view's session and todos, through the worker's shared connection if it has one.
     async fn read_page(
         &self,
         id: &[u8],
         now: OffsetDateTime,
     ) -> anyhow::Result<Option<(LiveSession, Vec<Todo>)>> {
+        if let Some(hold) = &self.page_hold {
+            hold.wait().await;
+        }
         let Some(shared) = &self.page_reads else {
             let conn = self.conn().await?;
             return Ok(session_page::find_live_with_todos(&conn, id, now).await?);

@@ -91,6 +91,7 @@ impl Application {
                 settings.revocation_pool_size,
             )?,
             settings.time_slice_us,
+            Duration::from_millis(settings.page_hold_ms),
         )?);
         let page_slots = web::Data::new(PageSlots::new(settings.page_concurrency));
         let draining = web::Data::new(Draining::default());
@@ -207,6 +208,7 @@ impl Application {
         }));
 
         let time_slice_us = settings.time_slice_us;
+        let page_hold = revocation_pool.page_hold();
         let server = HttpServer::new(move || {
             // Called on each worker's thread, as it starts.
             crate::time_slice::shorten_for_this_thread(time_slice_us);
@@ -215,7 +217,8 @@ impl Application {
                 idle_timeout,
                 lifetime_limit,
             )
-            .with_page_reads(PipelinedConnection::new(page_url.clone()));
+            .with_page_reads(PipelinedConnection::new(page_url.clone()))
+            .with_page_hold(page_hold.clone());
             let sessions = SessionMiddleware::builder(store, key.clone())
                 // `__Host-` makes browsers refuse the cookie from any other host or path.
                 .cookie_name(if secure {

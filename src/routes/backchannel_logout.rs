@@ -135,6 +135,8 @@ async fn backchannel_logout(
             remember_until: verified.expires_at,
         },
     ));
+    // The logout token is verified: pages give way until the revocation is written.
+    let _pages_held = pool.hold_pages();
     let mut conn = pool.get().await?;
     let result = match (sid, sub) {
         (Some(sid), _) => {

@@ -7,7 +7,7 @@ use diesel::{ExpressionMethods as _, connection::SimpleConnection as _};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{count, spawn_app_with};
+use crate::helpers::{count, email_subject, spawn_app_with, universal_logout_at};
 
 /// Waits until `n` statements of the test's database wait on a lock on `todos`.
 async fn until_waiting_on_todos(app: &crate::helpers::TestApp, n: i64) {
@@ -100,6 +100,111 @@ async fn universal_logout_answers_while_page_views_hold_every_pooled_connection(
             .starts_with("/login"),
         "{page:?}"
     );
+}
+
+#[tokio::test]
+async fn page_views_give_way_to_a_revocation_being_written_but_are_not_stopped_by_it() {
+    // A hold long enough to tell from a page view's own time.
+    let app = spawn_app_with(|s| s.page_hold_ms = 1_500).await;
+    let alice = app.alice().await;
+    let bob = app
+        .create_user(alice.user.org_id, "bob@acme.test", false)
+        .await;
+    let key = app.api_key(alice.user.org_id).await;
+    let browser = app.signed_in(&alice).await;
+    let _bobs_browser = app.signed_in(&bob).await;
+    // Bob's session rows are locked: his revocation starts, and waits to delete them.
+    let mut locker = app.db.connect();
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM sessions WHERE user_id = '{}' FOR UPDATE;",
+            bob.user.id
+        ))
+        .unwrap();
+    let logout = tokio::spawn({
+        let (app_url, key) = (app.address.clone(), key.clone());
+        async move {
+            universal_logout_at(&app_url, &key, &email_subject("bob@acme.test"))
+                .await
+                .status()
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(
+        &app.db,
+        "pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%DELETE FROM sessions%'",
+    ) < 1
+    {
+        assert!(Instant::now() < deadline, "the revocation never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let started = Instant::now();
+    let page = browser.get("/todos").await;
+    let took = started.elapsed();
+
+    // The page waited for the revocation, as long as a page may wait (at its admission and
+    // at its read), and then went on.
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        took >= Duration::from_millis(1_500),
+        "the page took {took:?}"
+    );
+    assert!(
+        !logout.is_finished(),
+        "the revocation is still being written"
+    );
+    locker.batch_execute("COMMIT").unwrap();
+    assert_eq!(logout.await.unwrap(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        count(
+            &app.db,
+            &format!("sessions WHERE user_id = '{}'", bob.user.id)
+        ),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_universal_logout_call_that_has_not_authenticated_does_not_hold_page_views_back() {
+    let app = spawn_app_with(|s| s.page_hold_ms = 1_500).await;
+    let alice = app.alice().await;
+    let browser = app.signed_in(&alice).await;
+    // The keys cannot be read: the call waits in its authentication.
+    let mut locker = app.db.connect();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE org_api_keys IN ACCESS EXCLUSIVE MODE;")
+        .unwrap();
+    let forged = format!("ual_{}", "A".repeat(44));
+    let logout = tokio::spawn({
+        let base = app.address.clone();
+        async move {
+            universal_logout_at(&base, &forged, &email_subject("alice@acme.test"))
+                .await
+                .status()
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(
+        &app.db,
+        "pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%org_api_keys%'",
+    ) < 1
+    {
+        assert!(Instant::now() < deadline, "the call never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let started = Instant::now();
+    let page = browser.get("/todos").await;
+    let took = started.elapsed();
+
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        took < Duration::from_millis(1_500),
+        "the page took {took:?}"
+    );
+    locker.batch_execute("COMMIT").unwrap();
+    assert_eq!(logout.await.unwrap(), StatusCode::UNAUTHORIZED);
 }
 
 /// The CPU time slices, in nanoseconds, of this process's threads named one of `names` (as the

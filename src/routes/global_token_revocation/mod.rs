@@ -158,6 +158,8 @@ async fn revoke(
     tracing::Span::current().record("user", tracing::field::display(user));
     let requester = Requester::new(RevocationSource::Ual, &caller.actor, &call.request_id)
         .spending(caller.single_use());
+    // Authenticated and named: pages give way until the revocation is written.
+    let _pages_held = pool.hold_pages();
     let revoke = revocation::revoke_user(&mut conn, caller.org.id, user, requester);
     let outcome = metrics
         .timed(RevocationSource::Ual, revoke)

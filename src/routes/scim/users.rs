@@ -291,6 +291,8 @@ async fn update(
     };
     let request_id = request_id.to_string();
     let by = Requester::new(RevocationSource::Scim, &client.actor, &request_id);
+    // An authenticated write, which may deactivate: pages give way until it is done.
+    let _pages_held = pool.hold_pages();
     let mut conn = pool.get().await?;
     let org = client.org_id();
     let if_match = IfMatch::of(&req);
@@ -377,6 +379,7 @@ async fn delete_user(
     let by = Requester::new(RevocationSource::Scim, &client.actor, &request_id);
     let org = client.org_id();
     let if_match = IfMatch::of(&req);
+    let _pages_held = pool.hold_pages();
     let mut conn = pool.get().await?;
     conn.transaction::<_, ScimError, _>(async |conn| {
         let user = User::lock_in_org(conn, org, id)

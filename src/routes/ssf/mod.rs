@@ -107,6 +107,8 @@ async fn receive(
     let token = std::str::from_utf8(&body)
         .map_err(|_| PushError::invalid("the body is not a compact JWS"))?
         .trim();
+    // An authenticated stream's events: pages give way until they are applied.
+    let _pages_held = pool.hold_pages();
     let mut conn = pool.get().await?;
     let request_id = request_id.to_string();
     let cx = Context {
