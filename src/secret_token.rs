@@ -58,6 +58,14 @@ pub struct Presented {
     pub hash: [u8; 32],
 }
 
+impl fmt::Debug for Presented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presented")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Issues a new random secret of `kind`.
 pub fn issue(kind: Kind) -> Issued {
     let random: String = rand::rng()

@@ -209,6 +209,9 @@ impl Application {
 
         let time_slice_us = settings.time_slice_us;
         let page_hold = revocation_pool.page_hold();
+        let known_keys = web::Data::new(
+            crate::routes::global_token_revocation::known_keys::KnownKeys::default(),
+        );
         let server = HttpServer::new(move || {
             // Called on each worker's thread, as it starts.
             crate::time_slice::shorten_for_this_thread(time_slice_us);
@@ -249,6 +252,7 @@ impl Application {
                 .app_data(secrets.clone())
                 .app_data(metrics.clone())
                 .app_data(limits.clone())
+                .app_data(known_keys.clone())
                 .app_data(ssf_counts.clone())
                 .app_data(
                     web::FormConfig::default()

@@ -165,21 +165,24 @@ async fn page_views_give_way_to_a_revocation_being_written_but_are_not_stopped_b
     );
 }
 
-#[tokio::test]
-async fn a_universal_logout_call_that_has_not_authenticated_does_not_hold_page_views_back() {
-    let app = spawn_app_with(|s| s.page_hold_ms = 1_500).await;
-    let alice = app.alice().await;
-    let browser = app.signed_in(&alice).await;
-    // The keys cannot be read: the call waits in its authentication.
+/// Sends Universal Logout for `subject` with `credential` while the API keys are locked (so the
+/// call waits in its authentication), and returns how long a page view took meanwhile and the
+/// call's answer once the lock is gone.
+async fn page_view_while_a_call_authenticates(
+    app: &crate::helpers::TestApp,
+    browser: &crate::helpers::Browser,
+    credential: &str,
+    subject: &str,
+) -> (Duration, StatusCode, StatusCode) {
     let mut locker = app.db.connect();
     locker
         .batch_execute("BEGIN; LOCK TABLE org_api_keys IN ACCESS EXCLUSIVE MODE;")
         .unwrap();
-    let forged = format!("ual_{}", "A".repeat(44));
     let logout = tokio::spawn({
-        let base = app.address.clone();
+        let (base, credential) = (app.address.clone(), credential.to_owned());
+        let subject = email_subject(subject);
         async move {
-            universal_logout_at(&base, &forged, &email_subject("alice@acme.test"))
+            universal_logout_at(&base, &credential, &subject)
                 .await
                 .status()
         }
@@ -193,18 +196,64 @@ async fn a_universal_logout_call_that_has_not_authenticated_does_not_hold_page_v
         assert!(Instant::now() < deadline, "the call never waited");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-
     let started = Instant::now();
     let page = browser.get("/todos").await;
     let took = started.elapsed();
+    locker.batch_execute("COMMIT").unwrap();
+    (took, page.status(), logout.await.unwrap())
+}
 
-    assert_eq!(page.status(), StatusCode::OK);
+#[tokio::test]
+async fn a_universal_logout_call_with_a_forged_key_does_not_hold_page_views_back() {
+    let app = spawn_app_with(|s| s.page_hold_ms = 1_500).await;
+    let alice = app.alice().await;
+    let _bob = app
+        .create_user(alice.user.org_id, "bob@acme.test", false)
+        .await;
+    let key = app.api_key(alice.user.org_id).await;
+    let browser = app.signed_in(&alice).await;
+    // The real key has worked here, so its prefix is known; the forged one differs at the end.
+    let first = app
+        .universal_logout(&key, &email_subject("bob@acme.test"))
+        .await;
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    let last = if key.ends_with('A') { "B" } else { "A" };
+    let forged = format!("{}{last}", &key[..key.len() - 1]);
+
+    let (took, page, logout) =
+        page_view_while_a_call_authenticates(&app, &browser, &forged, "alice@acme.test").await;
+
+    assert_eq!(page, StatusCode::OK);
     assert!(
         took < Duration::from_millis(1_500),
         "the page took {took:?}"
     );
-    locker.batch_execute("COMMIT").unwrap();
-    assert_eq!(logout.await.unwrap(), StatusCode::UNAUTHORIZED);
+    assert_eq!(logout, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_key_that_worked_before_holds_page_views_back_while_it_is_checked_again() {
+    let app = spawn_app_with(|s| s.page_hold_ms = 1_500).await;
+    let alice = app.alice().await;
+    let _bob = app
+        .create_user(alice.user.org_id, "bob@acme.test", false)
+        .await;
+    let key = app.api_key(alice.user.org_id).await;
+    let browser = app.signed_in(&alice).await;
+    let first = app
+        .universal_logout(&key, &email_subject("bob@acme.test"))
+        .await;
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+
+    let (took, page, logout) =
+        page_view_while_a_call_authenticates(&app, &browser, &key, "bob@acme.test").await;
+
+    assert_eq!(page, StatusCode::OK);
+    assert!(
+        took >= Duration::from_millis(1_500),
+        "the page took {took:?}"
+    );
+    assert_eq!(logout, StatusCode::NO_CONTENT);
 }
 
 /// The CPU time slices, in nanoseconds, of this process's threads named one of `names` (as the

@@ -17,7 +17,7 @@ use crate::{
     },
     error::AppError,
     revocation::SingleUse,
-    secret_token::{self, Kind},
+    secret_token::{self, Kind, Presented},
 };
 
 /// The JOSE `typ` of a Universal Logout JWT (with and without the `application/` prefix).
@@ -39,6 +39,8 @@ pub struct Caller {
     pub actor: String,
     /// The JWT's id, to be spent with the revocation.
     pub jwt: Option<SpentJwt>,
+    /// The API key the caller presented, when it was one.
+    pub api_key: Option<Presented>,
 }
 
 /// A verified JWT's single-use id.
@@ -85,6 +87,7 @@ pub async fn authenticate(
             named_by_email: email.map(|_| found.user),
             actor: format!("api key {}", found.key.prefix),
             jwt: None,
+            api_key: Some(presented),
         });
     }
 
@@ -123,5 +126,6 @@ pub async fn authenticate(
         }),
         org,
         named_by_email: None,
+        api_key: None,
     })
 }

@@ -5,8 +5,10 @@
 //! 404 user, 422 revocation failed, 204 done. Errors are `{"error", "error_description"}`.
 
 mod credential;
+pub mod known_keys;
 pub mod subject;
 
+use known_keys::KnownKeys;
 use subject::Subject;
 
 use std::sync::Arc;
@@ -66,6 +68,7 @@ async fn global_token_revocation(
     public_url: web::Data<PublicUrl>,
     metrics: web::Data<Metrics>,
     limits: web::Data<Limits>,
+    known_keys: web::Data<KnownKeys>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     // An address over its limit is refused before any credential work (no key lookup, no JWKS
@@ -97,6 +100,7 @@ async fn global_token_revocation(
         jwks.into_inner(),
         metrics.into_inner(),
         limits,
+        known_keys.into_inner(),
     );
     lane.run(work.in_current_span()).await??;
     Ok(HttpResponse::NoContent()
@@ -122,31 +126,44 @@ async fn revoke(
     jwks: Arc<JwksCache>,
     metrics: Arc<Metrics>,
     limits: web::Data<Limits>,
+    known_keys: Arc<KnownKeys>,
 ) -> Result<(), ApiError> {
     let email = match &call.subject {
         Ok(Subject::Email(email)) => Some(email.as_str()),
         _ => None,
     };
+    let refused = |refusal: AppError| {
+        // Only a refused credential counts; an outage does not.
+        if matches!(refusal, AppError::Unauthorized(_)) {
+            limits.ual_per_ip.failed(&call.ip);
+        }
+        ApiError::from(refusal)
+    };
+    let credential = call.credential.map_err(refused)?;
+    // A key that worked here before holds pages back from the start (see `known_keys`).
+    let early_hold = known_keys
+        .recognises(&credential)
+        .then(|| pool.hold_pages());
     let authenticated = async {
-        let credential = call.credential?;
         let mut conn = pool.get().await?;
         let caller =
             credential::authenticate(&mut conn, &credential, &jwks, &call.audience, email).await?;
         Ok::<_, AppError>((caller, conn))
     }
     .await;
-    let (mut caller, mut conn) = match authenticated {
-        Ok(caller) => caller,
-        // Only a refused credential counts; an outage does not.
-        Err(refused @ AppError::Unauthorized(_)) => {
-            limits.ual_per_ip.failed(&call.ip);
-            return Err(refused.into());
+    let (mut caller, mut conn) = authenticated.map_err(|refusal| {
+        if matches!(refusal, AppError::Unauthorized(_)) {
+            known_keys.forget(&credential);
         }
-        Err(other) => return Err(other.into()),
-    };
+        refused(refusal)
+    })?;
     tracing::Span::current().record("org", caller.org.slug.as_str());
     if caller.org.disabled_at.is_some() {
+        known_keys.forget(&credential);
         return Err(AppError::Forbidden("this organisation is disabled".into()).into());
+    }
+    if let Some(key) = &caller.api_key {
+        known_keys.remember(key);
     }
     call.json?;
     let subject = call.subject?;
@@ -159,7 +176,7 @@ async fn revoke(
     let requester = Requester::new(RevocationSource::Ual, &caller.actor, &call.request_id)
         .spending(caller.single_use());
     // Authenticated and named: pages give way until the revocation is written.
-    let _pages_held = pool.hold_pages();
+    let _pages_held = early_hold.unwrap_or_else(|| pool.hold_pages());
     let revoke = revocation::revoke_user(&mut conn, caller.org.id, user, requester);
     let outcome = metrics
         .timed(RevocationSource::Ual, revoke)
