@@ -1,7 +1,10 @@
 //! Revocations go first: Universal Logout takes its connections from a pool that page views
 //! cannot exhaust (`src/priority.rs`).
 
-use std::time::{Duration, Instant};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use diesel::{ExpressionMethods as _, connection::SimpleConnection as _};
 use reqwest::StatusCode;
@@ -14,7 +17,8 @@ async fn until_waiting_on_todos(app: &crate::helpers::TestApp, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while count(
         &app.db,
-        "pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%todos%'",
+        "pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' \
+         AND query ILIKE '%todos%'",
     ) < n
     {
         assert!(
@@ -102,10 +106,80 @@ async fn universal_logout_answers_while_page_views_hold_every_pooled_connection(
     );
 }
 
+/// How long a page hold lasts in these tests: long enough to tell from a page view's own time.
+const HOLD: Duration = Duration::from_millis(1_500);
+
+/// What a page view did while a call waited on a lock.
+struct Meanwhile {
+    page_took: Duration,
+    page: StatusCode,
+    /// The call's answer, once the lock was gone.
+    call: StatusCode,
+}
+
+/// Takes a lock with `lock` (SQL, in a transaction), sends `call` and waits until a statement
+/// matching `waits_in` waits on the lock; then views `/todos` with `browser`, releases the lock
+/// and lets the call finish.
+async fn page_view_while_a_call_waits(
+    app: &crate::helpers::TestApp,
+    browser: &crate::helpers::Browser,
+    lock: &str,
+    waits_in: &str,
+    call: impl Future<Output = StatusCode> + Send + 'static,
+) -> Meanwhile {
+    let mut locker = app.db.connect();
+    locker.batch_execute(&format!("BEGIN; {lock}")).unwrap();
+    let call = tokio::spawn(call);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Only this test's database: other tests wait on locks of their own.
+    let waiting = format!(
+        "pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' \
+         AND query ILIKE '%{waits_in}%'"
+    );
+    while count(&app.db, &waiting) < 1 {
+        assert!(Instant::now() < deadline, "the call never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let page = browser.get("/todos").await;
+    let page_took = started.elapsed();
+    assert!(!call.is_finished(), "the call still waits");
+    locker.batch_execute("COMMIT").unwrap();
+    Meanwhile {
+        page_took,
+        page: page.status(),
+        call: call.await.unwrap(),
+    }
+}
+
+/// Locks `user`'s session rows: a revocation of them starts, and waits to delete them.
+fn sessions_of(user: &crate::helpers::TestUser) -> String {
+    format!(
+        "SELECT 1 FROM sessions WHERE user_id = '{}' FOR UPDATE;",
+        user.user.id
+    )
+}
+
+const DELETING_SESSIONS: &str = "DELETE FROM sessions";
+const LOCKED_KEYS: &str = "LOCK TABLE org_api_keys IN ACCESS EXCLUSIVE MODE;";
+
+fn universal_logout_of(
+    app: &crate::helpers::TestApp,
+    credential: &str,
+    email: &str,
+) -> impl Future<Output = StatusCode> + Send + 'static {
+    let (base, credential) = (app.address.clone(), credential.to_owned());
+    let subject = email_subject(email);
+    async move {
+        universal_logout_at(&base, &credential, &subject)
+            .await
+            .status()
+    }
+}
+
 #[tokio::test]
 async fn page_views_give_way_to_a_revocation_being_written_but_are_not_stopped_by_it() {
-    // A hold long enough to tell from a page view's own time.
-    let app = spawn_app_with(|s| s.page_hold_ms = 1_500).await;
+    let app = spawn_app_with(|s| s.page_hold_ms = HOLD.as_millis() as u64).await;
     let alice = app.alice().await;
     let bob = app
         .create_user(alice.user.org_id, "bob@acme.test", false)
@@ -113,99 +187,56 @@ async fn page_views_give_way_to_a_revocation_being_written_but_are_not_stopped_b
     let key = app.api_key(alice.user.org_id).await;
     let browser = app.signed_in(&alice).await;
     let _bobs_browser = app.signed_in(&bob).await;
-    // Bob's session rows are locked: his revocation starts, and waits to delete them.
-    let mut locker = app.db.connect();
-    locker
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM sessions WHERE user_id = '{}' FOR UPDATE;",
-            bob.user.id
-        ))
-        .unwrap();
-    let logout = tokio::spawn({
-        let (app_url, key) = (app.address.clone(), key.clone());
-        async move {
-            universal_logout_at(&app_url, &key, &email_subject("bob@acme.test"))
-                .await
-                .status()
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while count(
-        &app.db,
-        "pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%DELETE FROM sessions%'",
-    ) < 1
-    {
-        assert!(Instant::now() < deadline, "the revocation never waited");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 
-    let started = Instant::now();
-    let page = browser.get("/todos").await;
-    let took = started.elapsed();
+    let call = universal_logout_of(&app, &key, "bob@acme.test");
+    let meanwhile =
+        page_view_while_a_call_waits(&app, &browser, &sessions_of(&bob), DELETING_SESSIONS, call)
+            .await;
 
     // The page waited for the revocation, as long as a page may wait (at its admission and
-    // at its read), and then went on.
-    assert_eq!(page.status(), StatusCode::OK);
+    // at its read), and then went on while the revocation was still being written.
+    assert_eq!(meanwhile.page, StatusCode::OK);
     assert!(
-        took >= Duration::from_millis(1_500),
-        "the page took {took:?}"
+        meanwhile.page_took >= HOLD,
+        "the page took {:?}",
+        meanwhile.page_took
     );
-    assert!(
-        !logout.is_finished(),
-        "the revocation is still being written"
-    );
-    locker.batch_execute("COMMIT").unwrap();
-    assert_eq!(logout.await.unwrap(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        count(
-            &app.db,
-            &format!("sessions WHERE user_id = '{}'", bob.user.id)
-        ),
-        0
-    );
+    assert_eq!(meanwhile.call, StatusCode::NO_CONTENT);
+    let bobs = format!("sessions WHERE user_id = '{}'", bob.user.id);
+    assert_eq!(count(&app.db, &bobs), 0);
 }
 
-/// Sends Universal Logout for `subject` with `credential` while the API keys are locked (so the
-/// call waits in its authentication), and returns how long a page view took meanwhile and the
-/// call's answer once the lock is gone.
-async fn page_view_while_a_call_authenticates(
-    app: &crate::helpers::TestApp,
-    browser: &crate::helpers::Browser,
-    credential: &str,
-    subject: &str,
-) -> (Duration, StatusCode, StatusCode) {
-    let mut locker = app.db.connect();
-    locker
-        .batch_execute("BEGIN; LOCK TABLE org_api_keys IN ACCESS EXCLUSIVE MODE;")
-        .unwrap();
-    let logout = tokio::spawn({
-        let (base, credential) = (app.address.clone(), credential.to_owned());
-        let subject = email_subject(subject);
-        async move {
-            universal_logout_at(&base, &credential, &subject)
-                .await
-                .status()
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while count(
-        &app.db,
-        "pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%org_api_keys%'",
-    ) < 1
-    {
-        assert!(Instant::now() < deadline, "the call never waited");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let started = Instant::now();
-    let page = browser.get("/todos").await;
-    let took = started.elapsed();
-    locker.batch_execute("COMMIT").unwrap();
-    (took, page.status(), logout.await.unwrap())
+#[tokio::test]
+async fn page_views_give_way_to_an_admin_signing_a_user_out_everywhere() {
+    let app = spawn_app_with(|s| s.page_hold_ms = HOLD.as_millis() as u64).await;
+    let alice = app.alice().await;
+    let org = alice.user.org_id;
+    let bob = app.create_user(org, "bob@acme.test", false).await;
+    let admin = app.create_user(org, "admin@acme.test", true).await;
+    let browser = app.signed_in(&alice).await;
+    let _bobs_browser = app.signed_in(&bob).await;
+    let admin_browser = app.signed_in(&admin).await;
+
+    let path = format!("/admin/users/{}/logout", bob.user.id);
+    let call = async move { admin_browser.post_form(&path, &[]).await.status() };
+    let meanwhile =
+        page_view_while_a_call_waits(&app, &browser, &sessions_of(&bob), DELETING_SESSIONS, call)
+            .await;
+
+    assert_eq!(meanwhile.page, StatusCode::OK);
+    assert!(
+        meanwhile.page_took >= HOLD,
+        "the page took {:?}",
+        meanwhile.page_took
+    );
+    assert_eq!(meanwhile.call, StatusCode::SEE_OTHER);
+    let bobs = format!("sessions WHERE user_id = '{}'", bob.user.id);
+    assert_eq!(count(&app.db, &bobs), 0);
 }
 
 #[tokio::test]
 async fn a_universal_logout_call_with_a_forged_key_does_not_hold_page_views_back() {
-    let app = spawn_app_with(|s| s.page_hold_ms = 1_500).await;
+    let app = spawn_app_with(|s| s.page_hold_ms = HOLD.as_millis() as u64).await;
     let alice = app.alice().await;
     let _bob = app
         .create_user(alice.user.org_id, "bob@acme.test", false)
@@ -220,20 +251,23 @@ async fn a_universal_logout_call_with_a_forged_key_does_not_hold_page_views_back
     let last = if key.ends_with('A') { "B" } else { "A" };
     let forged = format!("{}{last}", &key[..key.len() - 1]);
 
-    let (took, page, logout) =
-        page_view_while_a_call_authenticates(&app, &browser, &forged, "alice@acme.test").await;
+    // The keys cannot be read: the call waits in its authentication.
+    let call = universal_logout_of(&app, &forged, "alice@acme.test");
+    let meanwhile =
+        page_view_while_a_call_waits(&app, &browser, LOCKED_KEYS, "org_api_keys", call).await;
 
-    assert_eq!(page, StatusCode::OK);
+    assert_eq!(meanwhile.page, StatusCode::OK);
     assert!(
-        took < Duration::from_millis(1_500),
-        "the page took {took:?}"
+        meanwhile.page_took < HOLD,
+        "the page took {:?}",
+        meanwhile.page_took
     );
-    assert_eq!(logout, StatusCode::UNAUTHORIZED);
+    assert_eq!(meanwhile.call, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn a_key_that_worked_before_holds_page_views_back_while_it_is_checked_again() {
-    let app = spawn_app_with(|s| s.page_hold_ms = 1_500).await;
+    let app = spawn_app_with(|s| s.page_hold_ms = HOLD.as_millis() as u64).await;
     let alice = app.alice().await;
     let _bob = app
         .create_user(alice.user.org_id, "bob@acme.test", false)
@@ -245,15 +279,17 @@ async fn a_key_that_worked_before_holds_page_views_back_while_it_is_checked_agai
         .await;
     assert_eq!(first.status(), StatusCode::NO_CONTENT);
 
-    let (took, page, logout) =
-        page_view_while_a_call_authenticates(&app, &browser, &key, "bob@acme.test").await;
+    let call = universal_logout_of(&app, &key, "bob@acme.test");
+    let meanwhile =
+        page_view_while_a_call_waits(&app, &browser, LOCKED_KEYS, "org_api_keys", call).await;
 
-    assert_eq!(page, StatusCode::OK);
+    assert_eq!(meanwhile.page, StatusCode::OK);
     assert!(
-        took >= Duration::from_millis(1_500),
-        "the page took {took:?}"
+        meanwhile.page_took >= HOLD,
+        "the page took {:?}",
+        meanwhile.page_took
     );
-    assert_eq!(logout, StatusCode::NO_CONTENT);
+    assert_eq!(meanwhile.call, StatusCode::NO_CONTENT);
 }
 
 /// The CPU time slices, in nanoseconds, of this process's threads named one of `names` (as the

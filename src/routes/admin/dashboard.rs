@@ -26,6 +26,7 @@ use crate::{
     live::{Feed, Hub},
     metrics::Metrics,
     page::{self, Frame, format_time},
+    priority::RevocationPool,
     revocation::{self, Requester, Sessions},
     routes::events,
     user_agent,
@@ -269,13 +270,15 @@ pub async fn log_out_user(
     req: HttpRequest,
     admin: AdminUser,
     path: web::Path<String>,
-    pool: web::Data<Pool>,
+    revocations: web::Data<RevocationPool>,
     metrics: web::Data<Metrics>,
     request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
     let not_found = no_such_user;
     let id: UserId = path.parse().map_err(|_| not_found())?;
-    let mut conn = pool.get().await?;
+    // A revocation: a reserved connection, and pages give way until it is written.
+    let _pages_held = revocations.hold_pages();
+    let mut conn = revocations.get().await?;
     let user = User::find_in_org(&mut conn, admin.0.org_id, id)
         .await?
         .ok_or_else(not_found)?;
@@ -300,7 +303,7 @@ pub async fn end_session(
     req: HttpRequest,
     admin: AdminUser,
     path: web::Path<String>,
-    pool: web::Data<Pool>,
+    revocations: web::Data<RevocationPool>,
     metrics: web::Data<Metrics>,
     request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
@@ -312,7 +315,8 @@ pub async fn end_session(
     let id: SessionId = path.parse().map_err(|_| not_found())?;
     let (actor, request_id) = (actor(&admin), request_id.to_string());
     let by = Requester::new(RevocationSource::Admin, &actor, &request_id);
-    let mut conn = pool.get().await?;
+    let _pages_held = revocations.hold_pages();
+    let mut conn = revocations.get().await?;
     let revoke = revocation::revoke_sessions(&mut conn, admin.0.org_id, Sessions::One(id), by);
     let ended = metrics.timed(by.source, revoke).await?;
     if ended.is_empty() {

@@ -19,6 +19,7 @@ use crate::{
     error::AppError,
     flash::{self, Flash},
     metrics::Metrics,
+    priority::RevocationPool,
     revocation::{self, Requester, RoleError},
 };
 
@@ -106,15 +107,17 @@ pub async fn suspend(
     admin: AdminUser,
     path: web::Path<String>,
     pool: web::Data<Pool>,
+    revocations: web::Data<RevocationPool>,
     metrics: web::Data<Metrics>,
     request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
+    let pools = (&**pool, &**revocations);
     set_state(
         req,
         admin,
         &path,
         AccountState::Suspended,
-        &pool,
+        pools,
         &metrics,
         request_id,
     )
@@ -129,15 +132,17 @@ pub async fn reactivate(
     admin: AdminUser,
     path: web::Path<String>,
     pool: web::Data<Pool>,
+    revocations: web::Data<RevocationPool>,
     metrics: web::Data<Metrics>,
     request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
+    let pools = (&**pool, &**revocations);
     set_state(
         req,
         admin,
         &path,
         AccountState::Active,
-        &pool,
+        pools,
         &metrics,
         request_id,
     )
@@ -149,7 +154,7 @@ async fn set_state(
     admin: AdminUser,
     path: &str,
     to: AccountState,
-    pool: &Pool,
+    (pool, revocations): (&Pool, &RevocationPool),
     metrics: &Metrics,
     request_id: RequestId,
 ) -> Result<HttpResponse, AppError> {
@@ -162,7 +167,10 @@ async fn set_state(
     }
     let (actor, request_id) = (actor(&admin), request_id.to_string());
     let by = Requester::new(RevocationSource::Admin, &actor, &request_id);
-    let mut conn = pool.get().await?;
+    // A state change goes through the reserved connections; a suspension is a revocation, and
+    // pages give way until it is written.
+    let _pages_held = suspending.then(|| revocations.hold_pages());
+    let mut conn = revocations.get().await?;
     let change = revocation::set_state(&mut conn, admin.0.org_id, user.id, to, by);
     // A suspension is a revocation, timed with the others; a reactivation ends nothing.
     let change = if suspending {
