@@ -177,8 +177,16 @@ fn universal_logout_of(
     }
 }
 
-#[tokio::test]
-async fn page_views_give_way_to_a_revocation_being_written_but_are_not_stopped_by_it() {
+/// Alice browsing her todos and Bob signed in too, in an org with an API key, in an app whose
+/// pages wait up to [`HOLD`].
+struct Scene {
+    app: crate::helpers::TestApp,
+    bob: crate::helpers::TestUser,
+    key: String,
+    browser: crate::helpers::Browser,
+}
+
+async fn scene() -> Scene {
     let app = spawn_app_with(|s| s.page_hold_ms = HOLD.as_millis() as u64).await;
     let alice = app.alice().await;
     let bob = app
@@ -187,108 +195,112 @@ async fn page_views_give_way_to_a_revocation_being_written_but_are_not_stopped_b
     let key = app.api_key(alice.user.org_id).await;
     let browser = app.signed_in(&alice).await;
     let _bobs_browser = app.signed_in(&bob).await;
+    Scene {
+        app,
+        bob,
+        key,
+        browser,
+    }
+}
 
-    let call = universal_logout_of(&app, &key, "bob@acme.test");
-    let meanwhile =
-        page_view_while_a_call_waits(&app, &browser, &sessions_of(&bob), DELETING_SESSIONS, call)
+impl Scene {
+    /// A page view while `call` waits to delete Bob's sessions.
+    async fn while_ending_bobs_sessions(
+        &self,
+        call: impl Future<Output = StatusCode> + Send + 'static,
+    ) -> Meanwhile {
+        let lock = sessions_of(&self.bob);
+        page_view_while_a_call_waits(&self.app, &self.browser, &lock, DELETING_SESSIONS, call).await
+    }
+
+    /// A page view while `call` waits to read the API keys.
+    async fn while_reading_keys(
+        &self,
+        call: impl Future<Output = StatusCode> + Send + 'static,
+    ) -> Meanwhile {
+        page_view_while_a_call_waits(&self.app, &self.browser, LOCKED_KEYS, "org_api_keys", call)
+            .await
+    }
+
+    /// Signs Bob out with the key, so that this instance knows it.
+    async fn use_the_key(&self) {
+        let answer = self
+            .app
+            .universal_logout(&self.key, &email_subject("bob@acme.test"))
             .await;
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    }
 
-    // The page waited for the revocation, as long as a page may wait (at its admission and
-    // at its read), and then went on while the revocation was still being written.
+    fn bobs_sessions(&self) -> i64 {
+        count(
+            &self.app.db,
+            &format!("sessions WHERE user_id = '{}'", self.bob.user.id),
+        )
+    }
+}
+
+/// The page waited as long as a page may wait (at its admission and at its read), and then
+/// went on although the call was still being written.
+fn assert_the_page_gave_way(meanwhile: &Meanwhile) {
     assert_eq!(meanwhile.page, StatusCode::OK);
-    assert!(
-        meanwhile.page_took >= HOLD,
-        "the page took {:?}",
-        meanwhile.page_took
-    );
+    let took = meanwhile.page_took;
+    assert!(took >= HOLD, "the page took {took:?}");
+}
+
+#[tokio::test]
+async fn page_views_give_way_to_a_revocation_being_written_but_are_not_stopped_by_it() {
+    let s = scene().await;
+
+    let call = universal_logout_of(&s.app, &s.key, "bob@acme.test");
+    let meanwhile = s.while_ending_bobs_sessions(call).await;
+
+    assert_the_page_gave_way(&meanwhile);
     assert_eq!(meanwhile.call, StatusCode::NO_CONTENT);
-    let bobs = format!("sessions WHERE user_id = '{}'", bob.user.id);
-    assert_eq!(count(&app.db, &bobs), 0);
+    assert_eq!(s.bobs_sessions(), 0);
 }
 
 #[tokio::test]
 async fn page_views_give_way_to_an_admin_signing_a_user_out_everywhere() {
-    let app = spawn_app_with(|s| s.page_hold_ms = HOLD.as_millis() as u64).await;
-    let alice = app.alice().await;
-    let org = alice.user.org_id;
-    let bob = app.create_user(org, "bob@acme.test", false).await;
-    let admin = app.create_user(org, "admin@acme.test", true).await;
-    let browser = app.signed_in(&alice).await;
-    let _bobs_browser = app.signed_in(&bob).await;
-    let admin_browser = app.signed_in(&admin).await;
+    let s = scene().await;
+    let org = s.bob.user.org_id;
+    let admin = s.app.create_user(org, "admin@acme.test", true).await;
+    let admin_browser = s.app.signed_in(&admin).await;
 
-    let path = format!("/admin/users/{}/logout", bob.user.id);
+    let path = format!("/admin/users/{}/logout", s.bob.user.id);
     let call = async move { admin_browser.post_form(&path, &[]).await.status() };
-    let meanwhile =
-        page_view_while_a_call_waits(&app, &browser, &sessions_of(&bob), DELETING_SESSIONS, call)
-            .await;
+    let meanwhile = s.while_ending_bobs_sessions(call).await;
 
-    assert_eq!(meanwhile.page, StatusCode::OK);
-    assert!(
-        meanwhile.page_took >= HOLD,
-        "the page took {:?}",
-        meanwhile.page_took
-    );
+    assert_the_page_gave_way(&meanwhile);
     assert_eq!(meanwhile.call, StatusCode::SEE_OTHER);
-    let bobs = format!("sessions WHERE user_id = '{}'", bob.user.id);
-    assert_eq!(count(&app.db, &bobs), 0);
+    assert_eq!(s.bobs_sessions(), 0);
 }
 
 #[tokio::test]
 async fn a_universal_logout_call_with_a_forged_key_does_not_hold_page_views_back() {
-    let app = spawn_app_with(|s| s.page_hold_ms = HOLD.as_millis() as u64).await;
-    let alice = app.alice().await;
-    let _bob = app
-        .create_user(alice.user.org_id, "bob@acme.test", false)
-        .await;
-    let key = app.api_key(alice.user.org_id).await;
-    let browser = app.signed_in(&alice).await;
+    let s = scene().await;
     // The real key has worked here, so its prefix is known; the forged one differs at the end.
-    let first = app
-        .universal_logout(&key, &email_subject("bob@acme.test"))
-        .await;
-    assert_eq!(first.status(), StatusCode::NO_CONTENT);
-    let last = if key.ends_with('A') { "B" } else { "A" };
-    let forged = format!("{}{last}", &key[..key.len() - 1]);
+    s.use_the_key().await;
+    let last = if s.key.ends_with('A') { "B" } else { "A" };
+    let forged = format!("{}{last}", &s.key[..s.key.len() - 1]);
 
-    // The keys cannot be read: the call waits in its authentication.
-    let call = universal_logout_of(&app, &forged, "alice@acme.test");
-    let meanwhile =
-        page_view_while_a_call_waits(&app, &browser, LOCKED_KEYS, "org_api_keys", call).await;
+    let call = universal_logout_of(&s.app, &forged, "alice@acme.test");
+    let meanwhile = s.while_reading_keys(call).await;
 
     assert_eq!(meanwhile.page, StatusCode::OK);
-    assert!(
-        meanwhile.page_took < HOLD,
-        "the page took {:?}",
-        meanwhile.page_took
-    );
+    let took = meanwhile.page_took;
+    assert!(took < HOLD, "the page took {took:?}");
     assert_eq!(meanwhile.call, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn a_key_that_worked_before_holds_page_views_back_while_it_is_checked_again() {
-    let app = spawn_app_with(|s| s.page_hold_ms = HOLD.as_millis() as u64).await;
-    let alice = app.alice().await;
-    let _bob = app
-        .create_user(alice.user.org_id, "bob@acme.test", false)
-        .await;
-    let key = app.api_key(alice.user.org_id).await;
-    let browser = app.signed_in(&alice).await;
-    let first = app
-        .universal_logout(&key, &email_subject("bob@acme.test"))
-        .await;
-    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    let s = scene().await;
+    s.use_the_key().await;
 
-    let call = universal_logout_of(&app, &key, "bob@acme.test");
-    let meanwhile =
-        page_view_while_a_call_waits(&app, &browser, LOCKED_KEYS, "org_api_keys", call).await;
+    let call = universal_logout_of(&s.app, &s.key, "bob@acme.test");
+    let meanwhile = s.while_reading_keys(call).await;
 
-    assert_eq!(meanwhile.page, StatusCode::OK);
-    assert!(
-        meanwhile.page_took >= HOLD,
-        "the page took {:?}",
-        meanwhile.page_took
-    );
+    assert_the_page_gave_way(&meanwhile);
     assert_eq!(meanwhile.call, StatusCode::NO_CONTENT);
 }
 
