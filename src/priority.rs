@@ -203,7 +203,7 @@ impl PageHold {
     }
 
     /// Whether a revocation holds pages now.
-    pub fn is_held(&self) -> bool {
+    fn is_held(&self) -> bool {
         self.0.revocations.load(Ordering::Acquire) > 0
     }
 

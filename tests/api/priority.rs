@@ -304,6 +304,39 @@ async fn a_key_that_worked_before_holds_page_views_back_while_it_is_checked_agai
     assert_eq!(meanwhile.call, StatusCode::NO_CONTENT);
 }
 
+/// A key that worked, then `refusing` (SQL) makes the database refuse it with `status`: once
+/// refused, it no longer holds page views back.
+async fn a_refused_key_is_forgotten(refusing: &str, status: StatusCode) {
+    let s = scene().await;
+    s.use_the_key().await;
+    s.app.db.connect().batch_execute(refusing).unwrap();
+    let refused = s
+        .app
+        .universal_logout(&s.key, &email_subject("bob@acme.test"))
+        .await;
+    assert_eq!(refused.status(), status);
+
+    let call = universal_logout_of(&s.app, &s.key, "bob@acme.test");
+    let meanwhile = s.while_reading_keys(call).await;
+
+    assert_eq!(meanwhile.page, StatusCode::OK);
+    let took = meanwhile.page_took;
+    assert!(took < HOLD, "the page took {took:?}");
+    assert_eq!(meanwhile.call, status);
+}
+
+#[tokio::test]
+async fn a_key_revoked_after_it_worked_no_longer_holds_page_views_back_once_refused() {
+    let revoke = "UPDATE org_api_keys SET revoked_at = now()";
+    a_refused_key_is_forgotten(revoke, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn a_key_of_an_org_disabled_after_it_worked_no_longer_holds_page_views_back() {
+    let disable = "UPDATE orgs SET disabled_at = now()";
+    a_refused_key_is_forgotten(disable, StatusCode::FORBIDDEN).await;
+}
+
 /// The CPU time slices, in nanoseconds, of this process's threads named one of `names` (as the
 /// kernel cuts names, to 15 bytes); `None` on a kernel that does not report them.
 fn slices_of_threads(names: &[&str]) -> Option<Vec<u64>> {

@@ -38,10 +38,19 @@ impl KnownKeys {
         }
     }
 
-    /// Forgets the key with `credential`'s prefix, which the database refused.
+    /// Forgets `credential`, which the database refused (revoked, or its org disabled). Only
+    /// the very key is forgotten: a forged key with its prefix (prefixes are shown in the
+    /// dashboard and the audit log) must not evict the real one.
     pub fn forget(&self, credential: &str) {
-        if let Some(presented) = secret_token::parse(Kind::OrgApiKey, credential) {
-            self.lock().remove(&presented.prefix);
+        let Some(presented) = secret_token::parse(Kind::OrgApiKey, credential) else {
+            return;
+        };
+        let mut known = self.lock();
+        let same = known
+            .get(&presented.prefix)
+            .is_some_and(|hash| secret_token::matches(hash, &presented));
+        if same {
+            known.remove(&presented.prefix);
         }
     }
 
@@ -84,6 +93,9 @@ mod tests {
         assert_eq!(presented(&forged).prefix, presented(&key).prefix);
         assert!(!known.recognises(&forged));
         assert!(!known.recognises("not a key"));
+        // Its refusal does not evict the real key.
+        known.forget(&forged);
+        assert!(known.recognises(&key));
     }
 
     #[test]
