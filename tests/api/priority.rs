@@ -276,6 +276,31 @@ async fn page_views_give_way_to_an_admin_signing_a_user_out_everywhere() {
 }
 
 #[tokio::test]
+async fn page_views_give_way_to_a_scim_deactivation() {
+    let s = scene().await;
+    let token = crate::scim_client::scim_token(&s.app, s.bob.user.org_id).await;
+    let url = s.app.url(&format!("/scim/v2/Users/{}", s.bob.user.id));
+    let body = crate::scim_client::patch_op(json!([{"op": "replace", "value": {"active": false}}]));
+
+    let call = async move {
+        reqwest::Client::new()
+            .patch(url)
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let meanwhile = s.while_ending_bobs_sessions(call).await;
+
+    assert_the_page_gave_way(&meanwhile);
+    assert_eq!(meanwhile.call, StatusCode::OK);
+    assert_eq!(s.bobs_sessions(), 0);
+}
+
+#[tokio::test]
 async fn a_universal_logout_call_with_a_forged_key_does_not_hold_page_views_back() {
     let s = scene().await;
     // The real key has worked here, so its prefix is known; the forged one differs at the end.
